@@ -1,0 +1,1 @@
+"""Supabase Realtime stand-in (Phoenix channels over websockets)."""
