@@ -1,0 +1,95 @@
+"""The worker's exceptions, one tree, messages written for the operator.
+
+    WorkerError
+    ├── ConfigError                 bad or missing settings; the process exits 2
+    ├── TokenError                  anything about the Clerk session token
+    │   ├── TokenRejected           a minted token failed verification (reason says why);
+    │   │                           it is never pushed anywhere
+    │   ├── TokenUnavailable        Clerk could not be reached or answered an error
+    │   │                           (retryable; carries retry_after_s when Clerk sent one)
+    │   └── SessionEnded            the Clerk session is gone (404/ended): not retryable
+    ├── RealtimeError               the Realtime connection or a channel
+    │   └── JoinRefused             the server refused a join (reason = the server's text)
+    ├── DataApiError                a data API (PostgREST) call failed
+    └── HandlerError                base of what handlers raise to steer retries
+        ├── Retry                   retry this event, optionally after `after_s`
+        └── NonRetryable            do not retry; dead-letter now
+
+Lower-level errors (httpx, jwt, websockets, realtime) are translated at the module that
+touches them, with ``raise ... from exc``. No message ever contains a secret or a token.
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Root of every error the worker raises on purpose."""
+
+
+class ConfigError(WorkerError):
+    """The settings are invalid; ``problems`` lists each one with its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class TokenError(WorkerError):
+    """A Clerk session token could not be obtained or used."""
+
+
+class TokenRejected(TokenError):
+    """A token failed verification; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class TokenUnavailable(TokenError):
+    """Clerk did not give a token this time; retry (after ``retry_after_s`` if set)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        self.status = status
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class SessionEnded(TokenError):
+    """The Clerk session no longer exists or has ended; a new session is needed."""
+
+
+class RealtimeError(WorkerError):
+    """The Realtime connection or a channel failed."""
+
+
+class JoinRefused(RealtimeError):
+    """The server refused to join a channel; ``reason`` is the server's own text."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        self.topic = topic
+        self.reason = reason
+        super().__init__(f"joining {topic} was refused: {reason}")
+
+
+class DataApiError(WorkerError):
+    """A call to the Supabase data API failed."""
+
+
+class HandlerError(WorkerError):
+    """Base of the exceptions a handler raises to tell the dispatcher what to do."""
+
+
+class Retry(HandlerError):
+    """Retry this event (after ``after_s`` seconds if given), within the retry budget."""
+
+    def __init__(self, message: str = "retry requested", *, after_s: float | None = None) -> None:
+        self.after_s = after_s
+        super().__init__(message)
+
+
+class NonRetryable(HandlerError):
+    """The event cannot succeed; dead-letter it without further attempts."""
