@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint typecheck test test-db demo devstack clean
+.PHONY: install tools lint test test-db demo devstack clean
 
 install: $(STAMP)
 
@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# promtool and prometheus (from Debian's package, unpacked into .tools/), kubectl, hadolint.
+tools: install
+	bash scripts/install-tools
+
 lint: install
-	$(BIN)/ruff check worker devstack tests
-	$(BIN)/ruff format --check worker devstack tests
+	$(BIN)/ruff check worker devstack tests deploy/new-org
+	$(BIN)/ruff format --check worker devstack tests deploy/new-org
 	$(BIN)/mypy
 
 # Every test: lint, types, then the whole suite. Without DATABASE_URL the suite
 # starts an embedded Postgres; with it, each run makes a throw-away database there.
-test: lint
+test: lint tools
 	$(BIN)/python -m pytest
 
 # Only the Postgres-level tests (migrations, RLS matrix); CI runs them against a second server version.
@@ -36,4 +40,4 @@ demo: install
 	$(BIN)/python -m devstack up
 
 clean:
-	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .devstack .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""The metric names the worker exports: what the rules and the dashboard may read.
+
+The list is the issue's metric set. Later a test compares it with the worker's real
+/metrics; until then it is the contract the deploy files are checked against.
+"""
+
+from __future__ import annotations
+
+PREFIX = "realtime_worker_"
+
+COUNTERS = (
+    "token_refresh_total",
+    "realtime_reconnects_total",
+    "channel_joins_total",
+    "channel_closes_total",
+    "events_received_total",
+    "events_handled_total",
+    "events_rejected_total",
+    "events_caught_up_total",
+    "events_deduplicated_total",
+    "events_dropped_live_total",
+)
+GAUGES = (
+    "build_info",
+    "org_info",
+    "token_expiry_timestamp_seconds",
+    "token_last_refresh_success_timestamp_seconds",
+    "token_session_ended",
+    "realtime_connected",
+    "channel_state",
+    "channels_joined",
+    "dispatch_queue_depth",
+    "last_event_timestamp_seconds",
+    "checkpoint_event_id",
+    "outbox_lag_events",
+)
+HISTOGRAMS = (
+    "token_refresh_duration_seconds",
+    "event_handler_duration_seconds",
+    "catchup_duration_seconds",
+)
+
+#: Every series name the worker exports (histograms as their three series).
+EXPORTED = frozenset(
+    [PREFIX + name for name in COUNTERS + GAUGES]
+    + [PREFIX + name + part for name in HISTOGRAMS for part in ("_bucket", "_sum", "_count")]
+)
+#: Names Prometheus itself adds to every target.
+SCRAPE = frozenset({"up"})

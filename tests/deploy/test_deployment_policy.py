@@ -1,0 +1,110 @@
+"""The rendered Deployment of every org: one pod at a time, probed, locked down."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy._k8s import Manifest, committed_overlays, only, render
+from tests.deploy._tools import ROOT
+
+DRAIN_DEFAULT_S = 20.0  # WORKER_SHUTDOWN_GRACE_SECONDS when unset
+
+
+@pytest.fixture(scope="module", params=committed_overlays(), ids=lambda p: p.name)
+def rendered(request) -> list[Manifest]:
+    return render(request.param)
+
+
+def _pod(manifests: list[Manifest]) -> Manifest:
+    return only(manifests, "Deployment")["spec"]["template"]["spec"]
+
+
+def _container(manifests: list[Manifest]) -> Manifest:
+    [container] = _pod(manifests)["containers"]
+    return container
+
+
+def _config(manifests: list[Manifest]) -> dict[str, str]:
+    return only(manifests, "ConfigMap")["data"]
+
+
+def test_one_replica_recreated_never_rolled(rendered) -> None:
+    spec = only(rendered, "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+
+
+def test_probes_hit_healthz_and_readyz_on_the_metrics_port(rendered) -> None:
+    container = _container(rendered)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_runs_non_root_read_only_without_capabilities(rendered) -> None:
+    pod, container = _pod(rendered), _container(rendered)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+    assert only(rendered, "ServiceAccount")["automountServiceAccountToken"] is False
+
+
+def test_tmp_is_the_only_writable_mount(rendered) -> None:
+    pod, container = _pod(rendered), _container(rendered)
+    [mount] = container["volumeMounts"]
+    assert mount["mountPath"] == "/tmp"  # noqa: S108 - the pod's private emptyDir
+    [volume] = pod["volumes"]
+    assert volume["name"] == mount["name"]
+    assert "emptyDir" in volume
+
+
+def test_grace_period_outlasts_the_drain_deadline(rendered) -> None:
+    drain_s = float(_config(rendered).get("WORKER_SHUTDOWN_GRACE_SECONDS", DRAIN_DEFAULT_S))
+    grace_s = _pod(rendered)["terminationGracePeriodSeconds"]
+    # Room after the drain for leaving channels, closing the socket and stopping HTTP.
+    assert grace_s >= drain_s + 10, (grace_s, drain_s)
+
+
+def test_small_resources_with_a_memory_limit(rendered) -> None:
+    resources = _container(rendered)["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert "memory" in resources["limits"]
+
+
+def test_metrics_port_agrees_everywhere(rendered) -> None:
+    port = int(_config(rendered)["WORKER_HTTP_PORT"])
+    [container_port] = _container(rendered)["ports"]
+    assert (container_port["name"], container_port["containerPort"]) == ("metrics", port)
+    annotations = only(rendered, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
+    [service_port] = only(rendered, "Service")["spec"]["ports"]
+    assert (service_port["name"], service_port["targetPort"]) == ("metrics", "metrics")
+
+
+def test_config_names_the_org_and_the_secret_holds_the_key(rendered) -> None:
+    deployment = only(rendered, "Deployment")
+    org = deployment["metadata"]["labels"]["org"]
+    assert _config(rendered)["ORG_ID"] == org
+    container = _container(rendered)
+    [config_ref] = container["envFrom"]
+    assert config_ref["configMapRef"]["name"] == only(rendered, "ConfigMap")["metadata"]["name"]
+    [secret_env] = [e for e in container["env"] if e["name"] == "CLERK_SECRET_KEY"]
+    ref = secret_env["valueFrom"]["secretKeyRef"]
+    assert ref["key"] == "CLERK_SECRET_KEY"
+    assert ref["name"].endswith(deployment["metadata"]["name"].removeprefix("realtime-worker"))
+    assert "CLERK_SECRET_KEY" not in _config(rendered)
+
+
+def test_pod_user_is_the_image_user(rendered) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"ARG UID={_pod(rendered)['securityContext']['runAsUser']}\n" in dockerfile
