@@ -1,0 +1,115 @@
+"""JSON log lines and the redaction of tokens and secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from tests.worker.fakes import claims_v2, sign
+from worker.logs import JsonFormatter, RedactingFilter, configure_logging, redact
+
+SECRET = "sk_live_AbCdEf0123456789"
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter({"org_id": "org_2abc"}))
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("tests.worker.logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def fail_with_secret() -> None:
+    raise RuntimeError(f"failed with {SECRET}")
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_each_record_is_one_json_line_with_the_standard_and_extra_fields(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    logger.info("handled %s", "ping", extra={"topic": "events", "event": "ping", "event_id": 7})
+    [line] = lines(stream)
+    assert line["msg"] == "handled ping"
+    assert (line["level"], line["logger"], line["org_id"]) == ("INFO", logger.name, "org_2abc")
+    assert (line["topic"], line["event"], line["event_id"]) == ("events", "ping", 7)
+    assert str(line["ts"]).endswith("+00:00")
+
+
+def test_jwts_and_clerk_secrets_are_masked_in_messages_args_and_extras(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    token = sign(claims_v2(1_800_000_000))
+    logger.warning("got %s with key %s", token, SECRET, extra={"detail": f"Bearer {token}"})
+    text = stream.getvalue()
+    assert token not in text
+    assert SECRET not in text
+    assert token.split(".")[1] not in text
+    [line] = lines(stream)
+    assert "[redacted-jwt]" in str(line["msg"])
+    assert "[redacted-secret]" in str(line["msg"])
+
+
+def test_exceptions_are_included_and_redacted(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    try:
+        fail_with_secret()
+    except RuntimeError:
+        logger.exception("boom")
+    [line] = lines(stream)
+    assert "RuntimeError" in str(line["exc"])
+    assert SECRET not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["worker.tokens.manager", "org:org_2abc:events", "1.2.3", "a.b.c", "user_2abc"],
+)
+def test_ordinary_dotted_names_are_left_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_configure_logging_installs_one_redacting_json_handler_on_root() -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        configure_logging("debug", "org_2abc", stream=stream)
+        logging.getLogger("third.party").info("key %s", SECRET)
+        [line] = lines(stream)
+        assert line["org_id"] == "org_2abc"
+        assert SECRET not in stream.getvalue()
+        assert root.level == logging.DEBUG
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+
+
+def test_tokens_nested_in_structured_extras_are_masked_and_the_line_stays_json(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    token = sign(claims_v2(1_800_000_000))
+    logger.info("frame", extra={"payload": {"access_token": token, "n": 1}})
+    [line] = lines(stream)
+    assert line["payload"] == {"access_token": "[redacted-jwt]", "n": 1}

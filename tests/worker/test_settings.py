@@ -1,0 +1,155 @@
+"""Settings.from_env: defaults, derived values, every problem reported, secrets hidden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.settings import SecretStr, Settings
+
+SECRET = "sk_test_supersecretvalue"
+ANON = "anon-key-very-secret"
+BASE = {
+    "SUPABASE_URL": "https://proj.supabase.co",
+    "SUPABASE_ANON_KEY": ANON,
+    "ORG_ID": "org_2abc",
+    "CLERK_SECRET_KEY": SECRET,
+    "CLERK_SESSION_ID": "sess_2abc",
+    "CLERK_ISSUER": "https://acme.clerk.accounts.dev",
+}
+
+
+def problems_of(env: dict[str, str], env_file: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env, env_file)
+    return info.value.problems
+
+
+def test_minimal_environment_gives_documented_defaults() -> None:
+    s = Settings.from_env(BASE)
+    assert s.clerk_api_url == "https://api.clerk.com"
+    assert s.clerk_jwks_url == "https://acme.clerk.accounts.dev/.well-known/jwks.json"
+    assert s.topics == ("events",)
+    assert s.handlers == ()
+    assert (s.http_host, s.http_port) == ("0.0.0.0", 9464)  # noqa: S104 - the documented default
+    assert s.token_refresh_margin_s == 15.0
+    assert (s.concurrency, s.queue_size, s.handler_max_attempts) == (8, 1000, 5)
+    assert (s.handler_timeout_s, s.shutdown_grace_s) == (30.0, 20.0)
+    assert (s.consumer, s.log_level) == ("default", "INFO")
+    assert (s.realtime_join_timeout_s, s.realtime_heartbeat_s) == (20.0, 25.0)
+    assert s.clerk_token_expires_in_s is None
+    assert s.token_file is None
+    assert s.clerk_secret_key == SecretStr(SECRET)
+
+
+def test_channel_topics_are_prefixed_with_the_org() -> None:
+    s = Settings.from_env(BASE | {"WORKER_TOPICS": "events, jobs.high"})
+    assert s.channel_topics == ["org:org_2abc:events", "org:org_2abc:jobs.high"]
+
+
+def test_explicit_jwks_url_wins_over_the_issuer_default() -> None:
+    s = Settings.from_env(BASE | {"CLERK_JWKS_URL": "https://keys.example/jwks.json"})
+    assert s.clerk_jwks_url == "https://keys.example/jwks.json"
+
+
+def test_every_problem_is_reported_at_once_naming_the_variable() -> None:
+    env = {
+        "SUPABASE_URL": "ftp://nope",
+        "ORG_ID": "acme",
+        "CLERK_SESSION_ID": "abc",
+        "WORKER_TOPICS": "ok,bad topic",
+        "WORKER_HTTP_PORT": "http",
+        "WORKER_CONCURRENCY": "0",
+        "WORKER_LOG_LEVEL": "LOUD",
+    }
+    problems = problems_of(env)
+    for name in (
+        "SUPABASE_URL",
+        "SUPABASE_ANON_KEY",
+        "ORG_ID",
+        "CLERK_SECRET_KEY",
+        "CLERK_SESSION_ID",
+        "CLERK_ISSUER or CLERK_JWKS_URL",
+        "WORKER_TOPICS",
+        "WORKER_HTTP_PORT",
+        "WORKER_CONCURRENCY",
+        "WORKER_LOG_LEVEL",
+    ):
+        assert any(p.startswith(name) for p in problems), name
+    assert len(problems) == 10
+
+
+def test_expires_in_below_30_is_refused_for_the_real_clerk_api() -> None:
+    problems = problems_of(BASE | {"CLERK_TOKEN_EXPIRES_IN_SECONDS": "10"})
+    assert problems == [problems[0]]
+    assert "CLERK_TOKEN_EXPIRES_IN_SECONDS" in problems[0]
+    assert "30" in problems[0]
+
+
+def test_expires_in_below_30_is_allowed_for_a_local_stand_in() -> None:
+    env = BASE | {"CLERK_TOKEN_EXPIRES_IN_SECONDS": "5", "CLERK_API_URL": "http://127.0.0.1:8080"}
+    assert Settings.from_env(env).clerk_token_expires_in_s == 5
+
+
+def test_token_file_replaces_the_clerk_credentials() -> None:
+    env = {k: v for k, v in BASE.items() if not k.startswith("CLERK_S")}
+    s = Settings.from_env(env | {"WORKER_TOKEN_FILE": "/run/token"})
+    assert s.uses_token_file
+    assert s.token_file == Path("/run/token")
+    assert s.clerk_secret_key is None
+    assert s.clerk_session_id is None
+
+
+def test_duplicate_topics_and_bad_handler_paths_are_problems() -> None:
+    problems = problems_of(BASE | {"WORKER_TOPICS": "a,a", "WORKER_HANDLERS": "pkg.mod, 9bad"})
+    assert len(problems) == 2
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# comment\n\nWORKER_TOPICS='from_file'\nexport WORKER_CONSUMER=\"filed\"\n"
+        "WORKER_CONCURRENCY=3\n"
+    )
+    s = Settings.from_env(BASE | {"WORKER_CONCURRENCY": "4"}, env_file)
+    assert (s.topics, s.consumer, s.concurrency) == (("from_file",), "filed", 4)
+
+
+def test_bad_env_file_lines_and_missing_files_are_problems(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("NOT A PAIR\n")
+    assert any("line 1" in p for p in problems_of(BASE, env_file))
+    assert any("cannot be read" in p for p in problems_of(BASE, tmp_path / "missing"))
+
+
+def test_no_secret_appears_in_repr_str_or_config_errors() -> None:
+    s = Settings.from_env(BASE)
+    for text in (repr(s), str(s)):
+        assert SECRET not in text
+        assert ANON not in text
+        assert "[secure]" in text
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(BASE | {"WORKER_CONCURRENCY": "x", "ORG_ID": "bad"})
+    assert SECRET not in str(info.value)
+    assert ANON not in str(info.value)
+
+
+def test_a_secret_pasted_into_the_wrong_variable_is_not_echoed() -> None:
+    problems = problems_of(BASE | {"ORG_ID": SECRET, "SUPABASE_URL": SECRET})
+    assert len(problems) == 2
+    assert all(SECRET not in p and "hidden" in p for p in problems)
+
+
+def test_secret_str_hides_its_value() -> None:
+    secret = SecretStr("hunter2")
+    assert repr(secret) == str(secret) == "[secure]"
+    assert f"{secret}" == "[secure]"
+    assert secret.get_secret_value() == "hunter2"
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings.from_env(BASE)
+    with pytest.raises(AttributeError):
+        s.org_id = "org_other"  # type: ignore[misc]

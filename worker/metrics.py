@@ -1,0 +1,189 @@
+"""Every Prometheus metric of the worker, registered on an injected registry.
+
+Names follow ``realtime_worker_<noun>_<unit>``; attributes drop the prefix
+(``metrics.token_refresh_total``). Labels only take values from the bounded sets below or
+from the configured short topic names; never tokens, user ids or full topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+__all__ = [
+    "CHANNEL_STATES",
+    "CLOSE_REASONS",
+    "HANDLED_RESULTS",
+    "JOIN_RESULTS",
+    "RECONNECT_REASONS",
+    "REJECT_REASONS",
+    "TOKEN_RESULTS",
+    "Metrics",
+]
+
+P = "realtime_worker_"
+TOKEN_RESULTS = (
+    "success",
+    "http_error",
+    "timeout",
+    "invalid_claims",
+    "session_ended",
+    "rate_limited",
+)
+RECONNECT_REASONS = ("closed", "error", "heartbeat_timeout", "token_expired")
+CHANNEL_STATES = ("closed", "joining", "joined", "leaving", "errored")
+JOIN_RESULTS = ("ok", "error", "timeout", "unauthorized")
+CLOSE_REASONS = (
+    "token_expired",
+    "permission_revoked",
+    "rate_limited",
+    "server_disconnect",
+    "other",
+)
+HANDLED_RESULTS = ("success", "error", "dead_letter", "timeout")
+REJECT_REASONS = ("malformed", "wrong_org", "unknown_topic", "unknown_event", "too_large")
+
+_FAST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_SLOW_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """All the worker's metrics; ``init_topics`` zero-initialises the topic series."""
+
+    def __init__(
+        self, registry: CollectorRegistry, *, org_id: str | None = None, version: str | None = None
+    ) -> None:
+        # `_created` series double the series count for no use; the switch is process-wide
+        # in prometheus_client, and one process serves one org, so setting it here is safe.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
+        r = registry
+        self.build_info = Gauge(
+            P + "build_info", "Build of the worker (1)", ["version"], registry=r
+        )
+        self.org_info = Gauge(
+            P + "org_info", "Organization this worker serves (1)", ["org"], registry=r
+        )
+        self._init_token(r)
+        self._init_realtime(r)
+        self._init_events(r)
+        self._init_delivery(r)
+        for result in TOKEN_RESULTS:
+            self.token_refresh_total.labels(result=result)
+        for reason in RECONNECT_REASONS:
+            self.realtime_reconnects_total.labels(reason=reason)
+        for reason in REJECT_REASONS:
+            self.events_rejected_total.labels(reason=reason)
+        if version is not None:
+            self.build_info.labels(version=version).set(1)
+        if org_id is not None:
+            self.org_info.labels(org=org_id).set(1)
+
+    def _init_token(self, r: CollectorRegistry) -> None:
+        self.token_refresh_total = Counter(
+            P + "token_refresh", "Token refresh attempts by result", ["result"], registry=r
+        )
+        self.token_refresh_duration_seconds = Histogram(
+            P + "token_refresh_duration_seconds",
+            "Time to mint and verify a token",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.token_expiry_timestamp_seconds = Gauge(
+            P + "token_expiry_timestamp_seconds", "exp of the current token", registry=r
+        )
+        self.token_last_refresh_success_timestamp_seconds = Gauge(
+            P + "token_last_refresh_success_timestamp_seconds",
+            "When the last token refresh succeeded",
+            registry=r,
+        )
+        self.token_session_ended = Gauge(
+            P + "token_session_ended", "1 when the Clerk session has ended", registry=r
+        )
+
+    def _init_realtime(self, r: CollectorRegistry) -> None:
+        self.realtime_connected = Gauge(
+            P + "realtime_connected", "1 while the Realtime socket is connected", registry=r
+        )
+        self.realtime_reconnects_total = Counter(
+            P + "realtime_reconnects", "Realtime reconnects by reason", ["reason"], registry=r
+        )
+        self.channel_state = Gauge(
+            P + "channel_state",
+            "1 for each channel's current state",
+            ["topic", "state"],
+            registry=r,
+        )
+        self.channels_joined = Gauge(P + "channels_joined", "Channels joined now", registry=r)
+        self.channel_joins_total = Counter(
+            P + "channel_joins", "Channel join attempts by result", ["topic", "result"], registry=r
+        )
+        self.channel_closes_total = Counter(
+            P + "channel_closes", "Channel closes by reason", ["topic", "reason"], registry=r
+        )
+
+    def _init_events(self, r: CollectorRegistry) -> None:
+        self.events_received_total = Counter(
+            P + "events_received", "Broadcast events received", ["topic"], registry=r
+        )
+        self.events_handled_total = Counter(
+            P + "events_handled", "Events handled by result", ["topic", "result"], registry=r
+        )
+        self.event_handler_duration_seconds = Histogram(
+            P + "event_handler_duration_seconds",
+            "Time spent in one handler call",
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.events_rejected_total = Counter(
+            P + "events_rejected", "Frames rejected before dispatch", ["reason"], registry=r
+        )
+        self.dispatch_queue_depth = Gauge(
+            P + "dispatch_queue_depth", "Events waiting for a handler", registry=r
+        )
+        self.last_event_timestamp_seconds = Gauge(
+            P + "last_event_timestamp_seconds", "When the last event arrived", ["topic"], registry=r
+        )
+
+    def _init_delivery(self, r: CollectorRegistry) -> None:
+        self.events_caught_up_total = Counter(
+            P + "events_caught_up", "Events delivered by catch-up from the outbox", registry=r
+        )
+        self.events_deduplicated_total = Counter(
+            P + "events_deduplicated", "Events skipped as already handled", registry=r
+        )
+        self.events_dropped_live_total = Counter(
+            P + "events_dropped_live", "Live events dropped (catch-up delivers them)", registry=r
+        )
+        self.checkpoint_event_id = Gauge(
+            P + "checkpoint_event_id", "Id of the last event checkpointed", registry=r
+        )
+        self.catchup_duration_seconds = Histogram(
+            P + "catchup_duration_seconds",
+            "Time to catch up from the outbox",
+            buckets=_SLOW_BUCKETS,
+            registry=r,
+        )
+        self.outbox_lag_events = Gauge(
+            P + "outbox_lag_events", "Outbox events not yet checkpointed", registry=r
+        )
+
+    def init_topics(self, topics: Iterable[str]) -> None:
+        """Create every topic series at zero, so dashboards and alerts see them from start."""
+        for topic in topics:
+            self.events_received_total.labels(topic=topic)
+            self.last_event_timestamp_seconds.labels(topic=topic)
+            for result in HANDLED_RESULTS:
+                self.events_handled_total.labels(topic=topic, result=result)
+            for result in JOIN_RESULTS:
+                self.channel_joins_total.labels(topic=topic, result=result)
+            for reason in CLOSE_REASONS:
+                self.channel_closes_total.labels(topic=topic, reason=reason)
+            self.set_channel_state(topic, "closed")
+
+    def set_channel_state(self, topic: str, state: str) -> None:
+        """Mark ``state`` as the channel's current state (1) and every other state 0."""
+        if state not in CHANNEL_STATES:
+            raise ValueError(f"unknown channel state {state!r}")
+        for known in CHANNEL_STATES:
+            self.channel_state.labels(topic=topic, state=known).set(1 if known == state else 0)

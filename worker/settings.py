@@ -1,0 +1,289 @@
+"""Settings: one frozen, typed object built from an explicit mapping.
+
+``Settings.from_env(os.environ)`` validates everything at once and raises
+``ConfigError`` listing every problem, each naming the variable and the fix. Secrets are
+wrapped in ``SecretStr`` so they never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from worker.errors import ConfigError
+
+__all__ = ["CLERK_MIN_EXPIRES_IN_S", "SecretStr", "Settings"]
+
+#: Clerk refuses ``expires_in_seconds`` below 30; only local stand-ins accept less.
+CLERK_MIN_EXPIRES_IN_S = 30
+_CLERK_REAL_HOST = "api.clerk.com"
+_ORG_RE = re.compile(r"^org_[A-Za-z0-9]+$")
+_SESSION_RE = re.compile(r"^sess_[A-Za-z0-9]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
+_SECRETISH_RE = re.compile(r"sk_(live|test)_|ey[A-Za-z0-9_-]{8,}\.")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_N = TypeVar("_N", int, float)
+
+
+class SecretStr:
+    """A string that never shows itself: ``repr`` and ``str`` give ``[secure]``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The secret itself; pass it straight to the place that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "[secure]"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the worker reads from its environment, validated."""
+
+    supabase_url: str
+    supabase_anon_key: SecretStr
+    org_id: str
+    clerk_jwks_url: str
+    clerk_issuer: str | None = None
+    clerk_api_url: str = "https://api.clerk.com"
+    clerk_secret_key: SecretStr | None = None
+    clerk_session_id: str | None = None
+    clerk_token_template: str | None = None
+    clerk_token_expires_in_s: int | None = None
+    token_file: Path | None = None
+    topics: tuple[str, ...] = ("events",)
+    handlers: tuple[str, ...] = ()
+    http_host: str = "0.0.0.0"  # noqa: S104 - the metrics port is scraped from outside the pod
+    http_port: int = 9464
+    token_refresh_margin_s: float = 15.0
+    concurrency: int = 8
+    queue_size: int = 1000
+    handler_timeout_s: float = 30.0
+    handler_max_attempts: int = 5
+    shutdown_grace_s: float = 20.0
+    consumer: str = "default"
+    log_level: str = "INFO"
+    realtime_join_timeout_s: float = 20.0
+    realtime_heartbeat_s: float = 25.0
+
+    @property
+    def channel_topics(self) -> list[str]:
+        """The full Realtime topics: ``org:<ORG_ID>:<topic>`` for each configured topic."""
+        return [f"org:{self.org_id}:{t}" for t in self.topics]
+
+    @property
+    def uses_token_file(self) -> bool:
+        """True when tokens come from ``WORKER_TOKEN_FILE`` instead of Clerk's API."""
+        return self.token_file is not None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], env_file: Path | None = None) -> Settings:
+        """Build settings from ``environ`` (which wins) over an optional ``KEY=VALUE`` file.
+
+        Raises ``ConfigError`` listing every problem at once.
+        """
+        problems: list[str] = []
+        merged: dict[str, str] = {}
+        if env_file is not None:
+            merged.update(_read_env_file(env_file, problems))
+        merged.update(environ)
+        reader = _Reader(merged, problems)
+        kwargs = _read_core(reader) | _read_clerk(reader) | _read_worker(reader)
+        if problems:
+            raise ConfigError(problems)
+        return cls(**kwargs)  # type: ignore[arg-type]  # keys and types checked by _Reader
+
+
+def _read_env_file(path: Path, problems: list[str]) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines; ``#`` comments, blank lines and surrounding quotes allowed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(f"env file {path}: cannot be read ({exc.strerror}); fix the path")
+        return {}
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip():
+            problems.append(f"env file {path} line {number}: expected KEY=VALUE")
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+class _Reader:
+    """Reads typed values, recording a problem (never the value of a secret) on failure."""
+
+    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
+        self.env = env
+        self.problems = problems
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str, what: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            self.problems.append(f"{name} is required: set it to {what}")
+        return value
+
+    def matching(self, name: str, value: str | None, pattern: re.Pattern[str], what: str) -> None:
+        if value is not None and not pattern.match(value):
+            self.problems.append(f"{name}={_shown(value)} is invalid: it must be {what}")
+
+    def number(self, name: str, default: _N, parse: Callable[[str], _N], minimum: float) -> _N:
+        value = self.raw(name)
+        if value is None:
+            return default
+        kind = "an integer" if parse is int else "a number"
+        try:
+            parsed = parse(value)
+        except ValueError:
+            parsed = None
+        if parsed is None or not math.isfinite(parsed):
+            self.problems.append(f"{name}={value!r} is not {kind}: set {kind} >= {minimum}")
+            return default
+        if parsed < minimum:
+            self.problems.append(f"{name}={value!r} is too small: set a value >= {minimum}")
+        return parsed
+
+    def url(self, name: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problems.append(f"{name}={_shown(value)} is not an http(s) URL: set https://...")
+            return None
+        return value.rstrip("/")
+
+    def names(
+        self, name: str, default: str, pattern: re.Pattern[str], what: str
+    ) -> tuple[str, ...]:
+        raw = self.env.get(name, default)
+        items = tuple(part.strip() for part in raw.split(",") if part.strip())
+        for item in items:
+            self.matching(name, item, pattern, what)
+        if len(set(items)) != len(items):
+            self.problems.append(f"{name} lists a name twice: remove the duplicate")
+        return items
+
+
+def _shown(value: str) -> str:
+    """Echo a bad value to help the operator, unless it looks like a pasted secret."""
+    if _SECRETISH_RE.search(value) or len(value) > 120:
+        return "[hidden: looks like a secret or token]"
+    return repr(value)
+
+
+def _read_core(r: _Reader) -> dict[str, object]:
+    url = r.url("SUPABASE_URL", r.required("SUPABASE_URL", "the project URL, https://<ref>..."))
+    key = r.required("SUPABASE_ANON_KEY", "the project's anon (publishable) key")
+    org = r.required("ORG_ID", "the Clerk organization id (org_...)")
+    r.matching("ORG_ID", org, _ORG_RE, "a Clerk organization id like org_2abc")
+    return {
+        "supabase_url": url,
+        "supabase_anon_key": SecretStr(key) if key else None,
+        "org_id": org,
+    }
+
+
+def _read_clerk(r: _Reader) -> dict[str, object]:
+    api_url = r.url("CLERK_API_URL", r.raw("CLERK_API_URL") or "https://api.clerk.com")
+    token_file = r.raw("WORKER_TOKEN_FILE")
+    secret = sid = None
+    if token_file is None:
+        secret = r.required("CLERK_SECRET_KEY", "the Clerk secret key (sk_live_... or sk_test_...)")
+        sid = r.required("CLERK_SESSION_ID", "the service user's Clerk session id (sess_...)")
+        r.matching("CLERK_SESSION_ID", sid, _SESSION_RE, "a Clerk session id like sess_2abc")
+    issuer = r.url("CLERK_ISSUER", r.raw("CLERK_ISSUER"))
+    jwks = r.url("CLERK_JWKS_URL", r.raw("CLERK_JWKS_URL"))
+    if jwks is None and issuer is not None:
+        jwks = f"{issuer}/.well-known/jwks.json"
+    if r.raw("CLERK_ISSUER") is None and r.raw("CLERK_JWKS_URL") is None:
+        r.problems.append(
+            "CLERK_ISSUER or CLERK_JWKS_URL is required: set CLERK_ISSUER to the Frontend API "
+            "URL (https://<slug>.clerk.accounts.dev) or CLERK_JWKS_URL to its JWKS"
+        )
+    return {
+        "clerk_api_url": api_url,
+        "clerk_secret_key": SecretStr(secret) if secret else None,
+        "clerk_session_id": sid,
+        "clerk_issuer": issuer,
+        "clerk_jwks_url": jwks,
+        "clerk_token_template": r.raw("CLERK_TOKEN_TEMPLATE"),
+        "clerk_token_expires_in_s": _read_expires_in(r, api_url),
+        "token_file": Path(token_file) if token_file else None,
+    }
+
+
+def _read_expires_in(r: _Reader, api_url: str | None) -> int | None:
+    name = "CLERK_TOKEN_EXPIRES_IN_SECONDS"
+    if r.raw(name) is None:
+        return None
+    value = r.number(name, 0, int, 1)
+    if value < 1:  # already reported as a problem
+        return None
+    is_real_clerk = api_url is not None and urlsplit(api_url).hostname == _CLERK_REAL_HOST
+    if is_real_clerk and value < CLERK_MIN_EXPIRES_IN_S:
+        r.problems.append(
+            f"{name}={value} is below Clerk's minimum: set {CLERK_MIN_EXPIRES_IN_S} or more "
+            f"(shorter lifetimes only work against a local stand-in)"
+        )
+    return value
+
+
+def _read_worker(r: _Reader) -> dict[str, object]:
+    level = (r.raw("WORKER_LOG_LEVEL") or "INFO").upper()
+    if level not in _LOG_LEVELS:
+        r.problems.append(f"WORKER_LOG_LEVEL={level!r} is invalid: use one of {_LOG_LEVELS}")
+    consumer = r.raw("WORKER_CONSUMER") or "default"
+    r.matching("WORKER_CONSUMER", consumer, _NAME_RE, "letters, digits, '_', '.' or '-'")
+    topics = r.names("WORKER_TOPICS", "events", _NAME_RE, "letters, digits, '_', '.' or '-'")
+    if not topics:
+        r.problems.append("WORKER_TOPICS is empty: list at least one topic, e.g. events")
+    port = r.number("WORKER_HTTP_PORT", 9464, int, 0)
+    if port > 65535:
+        r.problems.append(f"WORKER_HTTP_PORT={port} is too large: set a port <= 65535")
+    return {
+        "topics": topics,
+        "handlers": r.names("WORKER_HANDLERS", "", _IMPORT_PATH_RE, "an import path like pkg.mod"),
+        "http_host": r.raw("WORKER_HTTP_HOST") or "0.0.0.0",  # noqa: S104 - scraped from outside
+        "http_port": port,
+        "token_refresh_margin_s": r.number("WORKER_TOKEN_REFRESH_MARGIN_SECONDS", 15.0, float, 1),
+        "concurrency": r.number("WORKER_CONCURRENCY", 8, int, 1),
+        "queue_size": r.number("WORKER_QUEUE_SIZE", 1000, int, 1),
+        "handler_timeout_s": r.number("WORKER_HANDLER_TIMEOUT_SECONDS", 30.0, float, 0.001),
+        "handler_max_attempts": r.number("WORKER_HANDLER_MAX_ATTEMPTS", 5, int, 1),
+        "shutdown_grace_s": r.number("WORKER_SHUTDOWN_GRACE_SECONDS", 20.0, float, 0),
+        "consumer": consumer,
+        "log_level": level,
+        "realtime_join_timeout_s": r.number("REALTIME_JOIN_TIMEOUT_SECONDS", 20.0, float, 0.001),
+        "realtime_heartbeat_s": r.number("REALTIME_HEARTBEAT_SECONDS", 25.0, float, 0.001),
+    }

@@ -1,0 +1,341 @@
+"""Clerk session tokens: where they come from, how they are checked, how they stay fresh.
+
+``TokenManager.run()`` mints and verifies a token, reports it through
+``task_status.started(token)``, then refreshes it before it expires, for ever. Each new
+verified token goes to every listener (``add_listener``); listeners run apart from the
+refresh loop and each call is bounded by a timeout, so a listener stuck on a dying socket
+never delays the next refresh. A token that fails verification is never handed on.
+
+``run()`` only ends by raising: ``SessionEnded`` when Clerk says the session is gone (the
+process should exit non-zero so the operator provisions a new session), ``ConfigError``
+when the refresh margin does not fit the token lifetime, or the first token's error when
+the worker cannot start (wrong org, missing role, nothing within ``startup_timeout_s``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import anyio
+import httpx
+from anyio.abc import TaskStatus
+
+from worker import _schedule
+from worker._clerk import ClerkTokenSource
+from worker._fanout import Fanout
+from worker._filesource import FileTokenSource
+from worker._verify import Token, TokenVerifier
+from worker.clock import Clock
+from worker.errors import ConfigError, SessionEnded, TokenError, TokenRejected, TokenUnavailable
+from worker.metrics import Metrics
+from worker.settings import Settings
+
+__all__ = [
+    "ClerkTokenSource",
+    "FileTokenSource",
+    "Listener",
+    "Token",
+    "TokenManager",
+    "TokenSource",
+    "TokenVerifier",
+    "source_from_settings",
+]
+
+log = logging.getLogger("worker.tokens")
+
+Listener = Callable[[Token], Awaitable[None]]
+
+#: Rejections that no retry can fix at start-up: the configuration or Clerk setup is wrong.
+FATAL_AT_START = frozenset({"wrong_org", "no_org", "missing_role", "pending_session", "issuer"})
+
+
+class TokenSource(Protocol):
+    """Anything that can produce a new session token (the JWT text)."""
+
+    async def fetch(self) -> str:
+        """Return a token; raise ``TokenUnavailable`` (retryable) or ``SessionEnded``."""
+        ...
+
+
+class Verifier(Protocol):
+    """What the manager needs from ``TokenVerifier`` (a seam for tests)."""
+
+    async def verify(self, token: str) -> Token:
+        """Return the verified token or raise ``TokenRejected``/``TokenUnavailable``."""
+        ...
+
+
+def source_from_settings(settings: Settings, http: httpx.AsyncClient) -> TokenSource:
+    """The file source when ``WORKER_TOKEN_FILE`` is set, else Clerk's Backend API."""
+    if settings.token_file is not None:
+        return FileTokenSource(settings.token_file)
+    secret, session_id = settings.clerk_secret_key, settings.clerk_session_id
+    if secret is None or session_id is None:  # only reachable with hand-built Settings
+        raise ConfigError(
+            ["CLERK_SECRET_KEY and CLERK_SESSION_ID are required without a token file"]
+        )
+    return ClerkTokenSource(
+        settings.clerk_api_url,
+        secret,
+        session_id,
+        settings.clerk_token_template,
+        settings.clerk_token_expires_in_s,
+        http=http,
+    )
+
+
+class TokenManager:
+    """Keeps one fresh, verified token for the worker's organization."""
+
+    def __init__(
+        self,
+        source: TokenSource,
+        verifier: Verifier,
+        clock: Clock,
+        *,
+        refresh_margin_s: float = 15.0,
+        metrics: Metrics | None = None,
+        listener_timeout_s: float = 10.0,
+        fetch_timeout_s: float = 15.0,
+        startup_timeout_s: float = 60.0,
+        max_backoff_s: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._source = source
+        self._verifier = verifier
+        self._clock = clock
+        self._margin_s = refresh_margin_s
+        self._metrics = metrics
+        self._fetch_timeout_s = fetch_timeout_s
+        self._startup_timeout_s = startup_timeout_s
+        self._max_backoff_s = max_backoff_s
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._fanout: Fanout[Token] = Fanout(listener_timeout_s)
+        self._current: Token | None = None
+        self._state = "starting"
+        self._changed: anyio.Event | None = None
+        self._counts = {"refreshes": 0, "failures": 0, "consecutive_failures": 0}
+        self._last_error: str | None = None
+        self._last_success_at: float | None = None
+
+    @property
+    def current(self) -> Token | None:
+        """The newest verified token, or None before the first one."""
+        return self._current
+
+    @property
+    def state(self) -> str:
+        """``starting``, ``fresh``, ``refreshing``, ``failing``, ``expired`` or
+        ``session_ended``."""
+        live = self._state in ("fresh", "refreshing", "failing")
+        if live and self._current and self._clock.time() >= self._current.expires_at:
+            return "expired"
+        return self._state
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(token)`` with every new verified token from now on.
+
+        A listener added after a token was published does not get it: read ``current``.
+        Exceptions are logged, and each call is cancelled after ``listener_timeout_s``.
+        """
+        self._fanout.add(listener)
+
+    def check_fresh(self) -> str | None:
+        """A readiness check: None while a valid token is held, else the reason."""
+        state = self.state
+        if self._current is None or state in ("expired", "session_ended", "starting"):
+            return f"token {state}" + (f": {self._last_error}" if self._last_error else "")
+        return None
+
+    def statistics(self) -> dict[str, Any]:
+        """A cheap snapshot for ``/status``; never contains the token or its subject."""
+        token, now = self._current, self._clock.time()
+        return {
+            "state": self.state,
+            "kid": token.kid if token else None,
+            "expires_at": token.expires_at if token else None,
+            "expires_in_s": round(token.expires_in(now), 3) if token else None,
+            "lifetime_s": token.lifetime_s if token else None,
+            "last_success_at": self._last_success_at,
+            "last_error": self._last_error,
+            "listeners": len(self._fanout),
+            "listener_timeouts": self._fanout.timeouts,
+            "listener_errors": self._fanout.errors,
+            **self._counts,
+        }
+
+    async def wait_fresh(self) -> Token:
+        """Wait until the state is ``fresh`` and return the token (``SessionEnded`` if the
+        session ends first). Callers bound it with ``anyio.fail_after``."""
+        while self.state != "fresh" or self._current is None:
+            if self._state == "session_ended":
+                raise SessionEnded("the Clerk session has ended")
+            await self._change_event().wait()
+        return self._current
+
+    async def run(self, *, task_status: TaskStatus[Token] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Mint the first token, report it, then keep it fresh until cancelled.
+
+        Never returns normally: it raises ``SessionEnded``, ``ConfigError`` or the first
+        token's error (see the module docstring), or is cancelled by its task group.
+        """
+        token = await self._obtain(first=True)
+        self._check_margin(token)
+        async with anyio.create_task_group() as tg:
+            self._fanout.attach(tg)
+            self._fanout.publish(token)
+            task_status.started(token)
+            while True:
+                await self._clock.sleep(self._refresh_in(token))
+                self._set_state("refreshing")
+                token = await self._obtain(first=False)
+
+    def _refresh_in(self, token: Token) -> float:
+        now = self._clock.time()
+        when = _schedule.refresh_at(
+            issued_at=token.issued_at,
+            expires_at=token.expires_at,
+            now=now,
+            margin_s=self._margin_s,
+            rand=self._rng.random(),
+        )
+        return when - now
+
+    def _check_margin(self, token: Token) -> None:
+        if self._margin_s >= token.lifetime_s:
+            raise ConfigError(
+                [
+                    f"WORKER_TOKEN_REFRESH_MARGIN_SECONDS={self._margin_s:g} is not below the "
+                    f"token lifetime ({token.lifetime_s:g}s): lower it or raise "
+                    f"CLERK_TOKEN_EXPIRES_IN_SECONDS"
+                ]
+            )
+
+    async def _obtain(self, *, first: bool) -> Token:
+        """Attempt until a verified token arrives; back off between failures."""
+        started = self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt()
+            except SessionEnded:
+                self._end_session()
+                raise
+            except (TokenError, TimeoutError) as exc:
+                if first and isinstance(exc, TokenRejected) and exc.reason in FATAL_AT_START:
+                    raise
+                if first and self._clock.monotonic() - started >= self._startup_timeout_s:
+                    raise
+                delay = self._backoff(attempt, exc)
+                self._log_failure(exc, delay)
+            await self._clock.sleep(delay)
+
+    async def _attempt(self) -> Token:
+        started = self._clock.monotonic()
+        try:
+            with anyio.fail_after(self._fetch_timeout_s):
+                token = await self._verifier.verify(await self._source.fetch())
+            self._check_newer(token)
+        except (TokenError, TimeoutError) as exc:
+            self._record(_result_of(exc), started)
+            self._counts["failures"] += 1
+            self._counts["consecutive_failures"] += 1
+            self._last_error = f"{_result_of(exc)}: {exc}"
+            if self._current is not None and not isinstance(exc, SessionEnded):
+                self._set_state("failing")
+            raise
+        self._record("success", started)
+        self._publish(token)
+        return token
+
+    def _check_newer(self, token: Token) -> None:
+        # A file source may still hold the token we have; using it would re-schedule a
+        # refresh in the past and spin, so it counts as a failed attempt instead.
+        if self._current is not None and token.expires_at <= self._current.expires_at:
+            raise TokenUnavailable("the source returned no newer token than the current one")
+
+    def _publish(self, token: Token) -> None:
+        self._current = token
+        self._last_success_at = self._clock.time()
+        self._last_error = None
+        self._counts["refreshes"] += 1
+        self._counts["consecutive_failures"] = 0
+        if self._metrics is not None:
+            self._metrics.token_expiry_timestamp_seconds.set(token.expires_at)
+            self._metrics.token_last_refresh_success_timestamp_seconds.set(self._last_success_at)
+        log.info(
+            "token refreshed",
+            extra={"kid": token.kid, "exp": token.expires_at, "lifetime_s": token.lifetime_s},
+        )
+        self._set_state("fresh")
+        self._fanout.publish(token)
+
+    def _record(self, result: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.token_refresh_total.labels(result=result).inc()
+            elapsed = max(0.0, self._clock.monotonic() - started)
+            self._metrics.token_refresh_duration_seconds.observe(elapsed)
+
+    def _backoff(self, attempt: int, exc: Exception) -> float:
+        token = self._current
+        return _schedule.backoff_delay(
+            attempt,
+            rand=self._rng.random(),
+            cap_s=self._max_backoff_s,
+            time_left_s=token.expires_in(self._clock.time()) if token else None,
+            retry_after_s=exc.retry_after_s if isinstance(exc, TokenUnavailable) else None,
+        )
+
+    def _log_failure(self, exc: Exception, delay: float) -> None:
+        reason = exc.reason if isinstance(exc, TokenRejected) else None
+        log.warning(
+            "token refresh failed; retrying",
+            extra={
+                "result": _result_of(exc),
+                "reason": reason,
+                "error": str(exc),
+                "retry_in_s": round(delay, 3),
+                "state": self.state,
+            },
+        )
+
+    def _end_session(self) -> None:
+        self._set_state("session_ended")
+        if self._metrics is not None:
+            self._metrics.token_session_ended.set(1)
+        log.error(
+            "CLERK SESSION ENDED: no further tokens can be minted; the worker stops. "
+            "Create a new session for the service user and update CLERK_SESSION_ID.",
+            extra={"error": self._last_error},
+        )
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _change_event(self) -> anyio.Event:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
+
+
+def _result_of(exc: BaseException) -> str:
+    """The ``token_refresh_total`` result label of a failed attempt."""
+    if isinstance(exc, SessionEnded):
+        return "session_ended"
+    if isinstance(exc, TokenRejected):
+        return "invalid_claims"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, TokenUnavailable):
+        if exc.status == 429:
+            return "rate_limited"
+        if isinstance(exc.__cause__, TimeoutError | httpx.TimeoutException):
+            return "timeout"
+    return "http_error"
