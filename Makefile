@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install tools lint test test-db demo devstack clean
+.PHONY: install tools js lint test test-db demo devstack clean
 
 install: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 tools: install
 	bash scripts/install-tools
 
+# @supabase/realtime-js and ws for the conformance tests (pinned in tests/js/package-lock.json).
+js: tests/js/node_modules/.package-lock.json
+
+tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
 lint: install
 	$(BIN)/ruff check worker devstack tests deploy/new-org
 	$(BIN)/ruff format --check worker devstack tests deploy/new-org
@@ -26,7 +32,7 @@ lint: install
 
 # Every test: lint, types, then the whole suite. Without DATABASE_URL the suite
 # starts an embedded Postgres; with it, each run makes a throw-away database there.
-test: lint tools
+test: lint tools js
 	$(BIN)/python -m pytest
 
 # Only the Postgres-level tests (migrations, RLS matrix); CI runs them against a second server version.
@@ -40,4 +46,4 @@ demo: install
 	$(BIN)/python -m devstack up
 
 clean:
-	rm -rf $(VENV) .devstack .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .devstack .tools tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""The broadcast intake: what runs inside the Realtime client's callback.
+
+It parses the frame (cheap), counts it, and ``offer()``s the event to the dispatcher. It is
+sync and never raises: it runs inline on the client's listen task, where an exception
+would end all delivery while heartbeats carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Protocol
+
+from worker._ports import Clock, Counter, Gauge
+from worker.events import Event, Limits, RejectedEvent, parse_broadcast
+
+__all__ = ["Intake", "IntakeMetrics"]
+
+_log = logging.getLogger("worker.realtime")
+
+
+class IntakeMetrics(Protocol):
+    """The members of ``metrics.Metrics`` the intake updates."""
+
+    @property
+    def events_received_total(self) -> Counter: ...
+    @property
+    def events_rejected_total(self) -> Counter: ...
+    @property
+    def last_event_timestamp_seconds(self) -> Gauge: ...
+
+
+class Intake:
+    """The broadcast callback: parse, count, ``offer``. Sync, cheap, never raises."""
+
+    def __init__(
+        self,
+        *,
+        org_id: str,
+        topics: Collection[str],
+        offer: Callable[[Event], bool],
+        clock: Clock,
+        metrics: IntakeMetrics | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self._org_id = org_id
+        self._topics = frozenset(topics)
+        self._offer = offer
+        self._clock = clock
+        self._metrics = metrics
+        self._limits = limits or Limits()
+
+    def __call__(self, channel_topic: str, message: Mapping[str, Any]) -> None:
+        # Runs on the client's listen task: an exception here would end all delivery.
+        try:
+            self._take(channel_topic, message)
+        except Exception:
+            _log.exception("broadcast callback failed; the event was dropped")
+
+    def _take(self, channel_topic: str, message: Mapping[str, Any]) -> None:
+        now = self._clock.time()
+        try:
+            event = parse_broadcast(
+                self._org_id,
+                channel_topic,
+                message,
+                topics=self._topics,
+                received_at=now,
+                limits=self._limits,
+            )
+        except RejectedEvent as exc:
+            _log.warning("broadcast rejected: %s", exc.detail, extra={"reason": exc.reason})
+            if self._metrics is not None:
+                self._metrics.events_rejected_total.labels(reason=exc.reason).inc()
+            return
+        if self._metrics is not None:
+            self._metrics.events_received_total.labels(topic=event.topic).inc()
+            self._metrics.last_event_timestamp_seconds.labels(topic=event.topic).set(now)
+        self._offer(event)  # a full queue is counted by the dispatcher

@@ -1,0 +1,69 @@
+"""Narrow protocols for what the realtime side consumes from its siblings.
+
+The token manager and metrics live in ``tokens.py`` and ``metrics.py``; coding against
+these small structural protocols keeps the coupling to the few members actually used, and
+lets tests pass 20-line fakes. ``Clock`` is re-exported from ``clock.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from worker.clock import Clock
+
+__all__ = [
+    "Clock",
+    "Counter",
+    "CounterChild",
+    "Gauge",
+    "GaugeChild",
+    "Histogram",
+    "TokenLike",
+    "TokenProvider",
+]
+
+
+class TokenLike(Protocol):
+    """The part of ``tokens.Token`` the realtime side needs."""
+
+    @property
+    def jwt(self) -> str: ...
+
+
+class TokenProvider(Protocol):
+    """Anything with the current verified token (``tokens.TokenManager``)."""
+
+    @property
+    def current(self) -> TokenLike | None: ...
+
+
+class CounterChild(Protocol):
+    """One labelled counter series."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class Counter(Protocol):
+    """A labelled Prometheus counter."""
+
+    def labels(self, *labelvalues: str, **labelkwargs: str) -> CounterChild: ...
+
+
+class GaugeChild(Protocol):
+    """One labelled gauge series."""
+
+    def set(self, value: float) -> None: ...
+
+
+class Gauge(Protocol):
+    """A Prometheus gauge, labelled or not."""
+
+    def set(self, value: float) -> None: ...
+
+    def labels(self, *labelvalues: str, **labelkwargs: str) -> GaugeChild: ...
+
+
+class Histogram(Protocol):
+    """An unlabelled Prometheus histogram."""
+
+    def observe(self, amount: float) -> None: ...

@@ -1,0 +1,126 @@
+"""The ``Context`` handed to each handler call, and the data API client it carries.
+
+The data API client is one ``postgrest.AsyncPostgrestClient`` for the whole process. Its
+httpx client reads the *current* Clerk token in a request hook on every request, so a
+rotated token is used at once and no request ever carries a token that was replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from postgrest import AsyncPostgrestClient
+
+from worker._ports import TokenProvider
+from worker.errors import DataApiError
+from worker.events import Event
+
+__all__ = ["Broadcaster", "Context", "ContextFactory", "EventLogger", "make_data_client"]
+
+_log = logging.getLogger("worker.handler")
+
+
+class Broadcaster(Protocol):
+    """Sends a broadcast on a full channel topic (``org:<org>:<topic>``)."""
+
+    async def broadcast(self, channel_topic: str, event: str, payload: Mapping[str, Any]) -> None:
+        """Send; raise ``RealtimeError`` when it could not be sent."""
+
+
+class EventLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger adapter whose records carry org, topic, event and event id as fields."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler may use besides the event itself.
+
+    ``data`` is the shared PostgREST client, already authorized with the current token;
+    ``attempt`` is 1 on the first call and grows on retries.
+    """
+
+    org_id: str
+    event: Event
+    log: EventLogger
+    data: AsyncPostgrestClient
+    _broadcaster: Broadcaster = field(repr=False)
+    attempt: int = 1
+
+    async def broadcast(self, topic: str, event: str, payload: Mapping[str, Any]) -> None:
+        """Broadcast ``event`` with ``payload`` on this org's ``topic`` (a short name)."""
+        if not topic or ":" in topic:
+            raise ValueError(f"topic must be a short topic name, got {topic!r}")
+        await self._broadcaster.broadcast(f"org:{self.org_id}:{topic}", event, payload)
+
+
+class ContextFactory:
+    """Builds one ``Context`` per handler attempt (``factory(event, attempt)``)."""
+
+    def __init__(
+        self,
+        *,
+        org_id: str,
+        data: AsyncPostgrestClient,
+        broadcaster: Broadcaster,
+        logger: logging.Logger = _log,
+    ) -> None:
+        self._org_id = org_id
+        self._data = data
+        self._broadcaster = broadcaster
+        self._logger = logger
+
+    def __call__(self, event: Event, attempt: int) -> Context:
+        fields = {
+            "org_id": self._org_id,
+            "topic": event.topic,
+            "event": event.event,
+            "event_id": event.event_id,
+            "attempt": attempt,
+        }
+        return Context(
+            org_id=self._org_id,
+            event=event,
+            log=EventLogger(self._logger, fields),
+            data=self._data,
+            attempt=attempt,
+            _broadcaster=self._broadcaster,
+        )
+
+
+def make_data_client(
+    supabase_url: str,
+    anon_key: str,
+    tokens: TokenProvider,
+    *,
+    timeout_s: float = 10.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncPostgrestClient:
+    """A PostgREST client for ``<supabase_url>/rest/v1`` that sends the current token.
+
+    ``apikey`` stays the anon key; ``Authorization: Bearer <jwt>`` is set per request from
+    ``tokens.current``. With no token yet, requests fail with ``DataApiError``.
+    ``transport`` is the test seam (``httpx.MockTransport``).
+    """
+
+    async def authorize(request: httpx.Request) -> None:
+        token = tokens.current
+        if token is None:
+            raise DataApiError("no verified session token yet; the data API call was not sent")
+        request.headers["Authorization"] = f"Bearer {token.jwt}"
+
+    http = httpx.AsyncClient(
+        timeout=timeout_s, event_hooks={"request": [authorize]}, transport=transport
+    )
+    return AsyncPostgrestClient(
+        f"{supabase_url.rstrip('/')}/rest/v1", headers={"apikey": anon_key}, http_client=http
+    )

@@ -1,0 +1,287 @@
+"""The dispatcher: a bounded queue between the Realtime callbacks and the handlers.
+
+Callbacks ``offer()`` events without ever blocking; ``concurrency`` consumers take them and
+run every matching handler under a per-call timeout. A failed attempt is retried with
+capped, jittered exponential backoff (``Retry(after_s=...)`` sets the wait) until
+``max_attempts``; ``NonRetryable`` and exhausted retries dead-letter the event: one ERROR
+line and a metric, never an exception that could stop other events. On retry only the
+handlers that have not yet succeeded run again.
+
+Each event ends in one canonical log line (``org_id``, ``topic``, ``event``, ``event_id``,
+``duration_ms``, ``outcome``) and one ``on_done(event, outcome)`` call (for checkpoints).
+Metric ``events_handled_total``: ``error``/``timeout`` count failed attempts,
+``success``/``dead_letter`` final outcomes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from worker._backoff import backoff_delay
+from worker._dispatch_types import (
+    DispatchMetrics,
+    DispatchStatistics,
+    Outcome,
+    event_fields,
+    log_outcome,
+)
+from worker._ports import Clock
+from worker.context import Context
+from worker.errors import NonRetryable, Retry
+from worker.events import Event
+from worker.registry import HandlerRegistry, Route
+
+__all__ = ["DispatchMetrics", "DispatchStatistics", "Dispatcher", "Outcome"]
+
+_log = logging.getLogger("worker.dispatch")  # the same logger as log_outcome
+
+
+OnDone = Callable[[Event, Outcome], Awaitable[None] | None]
+ContextFactory = Callable[[Event, int], Context]
+
+
+class _Failure(Exception):
+    """One failed attempt: ``kind`` is the metric label (``error``/``timeout``)."""
+
+    def __init__(self, kind: str, cause: BaseException) -> None:
+        self.kind = kind
+        self.cause = cause
+        super().__init__(f"{kind}: {cause!r}")
+
+
+class Dispatcher:
+    """Bounded queue + N consumers + retries; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        registry: HandlerRegistry,
+        context_factory: ContextFactory,
+        clock: Clock,
+        concurrency: int = 4,
+        queue_size: int = 1000,
+        handler_timeout_s: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+        metrics: DispatchMetrics | None = None,
+        on_done: OnDone | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1 or queue_size < 1 or max_attempts < 1:
+            raise ValueError("concurrency, queue_size and max_attempts must be >= 1")
+        self._registry = registry
+        self._context = context_factory
+        self._clock = clock
+        self._concurrency = concurrency
+        self._queue_size = queue_size
+        self._timeout_s = handler_timeout_s
+        self._max_attempts = max_attempts
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._metrics = metrics
+        self._on_done = on_done
+        self._rng = rng
+        self._send, self._receive = anyio.create_memory_object_stream[Event](queue_size)
+        self._in_flight: dict[int, anyio.CancelScope] = {}
+        self._accepting = True
+        self._running = False
+        self._abandon = False
+        self._finished = anyio.Event()
+        self._counts = {"offered": 0, "full": 0, "success": 0, "dead": 0, "retries": 0}
+        self._last_done: float | None = None
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def offer(self, event: Event) -> bool:
+        """Queue ``event`` without blocking; False (and counted) when full or stopped."""
+        try:
+            if self._accepting:
+                self._send.send_nowait(event)
+                self._counts["offered"] += 1
+                self._set_depth()
+                return True
+        except anyio.WouldBlock:
+            self._counts["full"] += 1
+            self._count_reject("queue_full")
+            return False
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # run() has ended
+        self._count_reject("shutting_down")
+        return False
+
+    def _count_reject(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.events_rejected_total.labels(reason=reason).inc()
+
+    def _set_depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.dispatch_queue_depth.set(self._queued())
+
+    def _queued(self) -> int:
+        return self._receive.statistics().current_buffer_used
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the consumers until ``drain()`` completes; ready as soon as they are started."""
+        self._running = True
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(self._concurrency):
+                    tg.start_soon(self._consume)
+                task_status.started()
+        finally:
+            self._receive.close()
+            self._finished.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop intake; let queued and in-flight events finish within ``grace_s``.
+
+        Then cancel what is still running (outcome CANCELLED, dead-lettered) and drop what
+        is still queued (ABANDONED). Returns when every consumer has stopped; safe to call
+        more than once.
+        """
+        self._accepting = False
+        self._send.close()
+        if not self._running:
+            self._receive.close()  # never run: nothing will consume what is queued
+            return
+        with anyio.move_on_after(grace_s):
+            await self._finished.wait()
+        if self._finished.is_set():
+            return
+        self._abandon = True
+        for scope in list(self._in_flight.values()):
+            scope.cancel()
+        with anyio.move_on_after(max(1.0, grace_s), shield=True):
+            await self._finished.wait()
+
+    def statistics(self) -> DispatchStatistics:
+        """A snapshot of queue depth, in-flight work and outcome counters."""
+        return DispatchStatistics(
+            accepting=self._accepting,
+            queued=self._queued(),
+            queue_size=self._queue_size,
+            in_flight=len(self._in_flight),
+            concurrency=self._concurrency,
+            offered=self._counts["offered"],
+            rejected_full=self._counts["full"],
+            succeeded=self._counts["success"],
+            dead_lettered=self._counts["dead"],
+            retries=self._counts["retries"],
+            last_done_monotonic=self._last_done,
+        )
+
+    # -- consumers ------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        async for event in self._receive:
+            self._set_depth()
+            if self._abandon:
+                await self._finish(event, Outcome.ABANDONED, 0, 0.0, None)
+                continue
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
+        routes = self._registry.handlers_for(event.topic, event.event)
+        if not routes:
+            await self._finish(event, Outcome.IGNORED, 0, 0.0, None)
+            return
+        started = self._clock.monotonic()
+        with anyio.CancelScope() as scope:
+            self._in_flight[id(scope)] = scope
+            try:
+                outcome, attempts, error = await self._attempts(event, list(routes))
+            finally:
+                del self._in_flight[id(scope)]
+        if scope.cancelled_caught:
+            outcome, attempts, error = Outcome.CANCELLED, 0, "cancelled at shutdown"
+        elapsed = self._clock.monotonic() - started
+        await self._finish(event, outcome, attempts, elapsed, error)
+
+    async def _attempts(
+        self, event: Event, pending: list[Route]
+    ) -> tuple[Outcome, int, str | None]:
+        attempt = 0
+        while True:
+            attempt += 1
+            failure = await self._attempt(event, pending, attempt)
+            if failure is None:
+                return Outcome.SUCCESS, attempt, None
+            self._count_handled(event, failure.kind)
+            cause = failure.cause
+            if isinstance(cause, NonRetryable) or attempt >= self._max_attempts:
+                return Outcome.DEAD_LETTER, attempt, f"{type(cause).__name__}: {cause}"
+            delay = self._retry_delay(cause, attempt)
+            _log.warning(
+                "handler attempt %d failed (%s), retrying in %.2fs",
+                attempt,
+                failure,
+                delay,
+                extra=event_fields(event) | {"attempt": attempt},
+            )
+            self._counts["retries"] += 1
+            await self._clock.sleep(delay)
+
+    async def _attempt(self, event: Event, pending: list[Route], attempt: int) -> _Failure | None:
+        """Run the still-pending routes once; drop each that succeeds from ``pending``."""
+        ctx = self._context(event, attempt)
+        for route in list(pending):
+            started = self._clock.monotonic()
+            try:
+                with anyio.fail_after(self._timeout_s):
+                    await route.handler(event, ctx)
+            except TimeoutError as exc:
+                return _Failure("timeout", exc)
+            except Exception as exc:  # a handler bug must never stop other events
+                return _Failure("error", exc)
+            finally:
+                self._observe(self._clock.monotonic() - started)
+            pending.remove(route)
+        return None
+
+    def _retry_delay(self, cause: BaseException, attempt: int) -> float:
+        if isinstance(cause, Retry) and cause.after_s is not None:
+            return max(0.0, cause.after_s)
+        base, cap = self._backoff
+        return backoff_delay(attempt, base_s=base, cap_s=cap, rng=self._rng)
+
+    # -- accounting -----------------------------------------------------------------------
+
+    async def _finish(
+        self, event: Event, outcome: Outcome, attempts: int, elapsed: float, error: str | None
+    ) -> None:
+        self._last_done = self._clock.monotonic()
+        if outcome is Outcome.SUCCESS:
+            self._counts["success"] += 1
+            self._count_handled(event, "success")
+        elif outcome in (Outcome.DEAD_LETTER, Outcome.CANCELLED):
+            self._counts["dead"] += 1
+            self._count_handled(event, "dead_letter")
+        if outcome is Outcome.ABANDONED:
+            self._count_reject("shutting_down")
+        log_outcome(event, outcome, attempts, elapsed, error)
+        await self._notify(event, outcome)
+
+    async def _notify(self, event: Event, outcome: Outcome) -> None:
+        if self._on_done is None:
+            return
+        try:
+            result = self._on_done(event, outcome)
+            if result is not None:
+                await result
+        except Exception:
+            _log.exception("on_done hook failed", extra=event_fields(event))
+
+    def _count_handled(self, event: Event, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.events_handled_total.labels(topic=event.topic, result=result).inc()
+
+    def _observe(self, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.event_handler_duration_seconds.observe(seconds)

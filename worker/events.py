@@ -1,0 +1,227 @@
+"""Events handed to handlers, and the validating parser of Realtime broadcast frames.
+
+A broadcast reaches the callback as ``{"event": ..., "payload": {...}, "meta": {"id": ...}}``.
+Two payload shapes arrive on the org's channels:
+
+* the ``org_events`` outbox: ``{"id": <bigint>, "org_id", "topic", "event", "payload": {...},
+  "created_at"}``; ``Event.payload`` is the inner ``payload`` and ``event_id`` the outbox id;
+* anything else (e.g. ``realtime.broadcast_changes`` on ``org:<org>:tasks``): the whole
+  broadcast payload becomes ``Event.payload`` and ``event_id`` is None.
+
+``parse_broadcast`` never trusts the frame: it raises only ``RejectedEvent`` whose ``reason``
+is one of ``REJECT_REASONS`` (a bounded set, used as a metric label).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.errors import WorkerError
+
+__all__ = ["REJECT_REASONS", "Event", "Limits", "RejectedEvent", "parse_broadcast"]
+
+# The same bounded set as ``metrics.REJECT_REASONS``; ``detail`` carries the specifics.
+REJECT_REASONS = frozenset(
+    {
+        "malformed",  # not an object, a field missing or mistyped, or inconsistent
+        "wrong_org",  # the channel topic or the payload names another organization
+        "unknown_topic",  # the topic is not org:<ORG_ID>:<topic> with a subscribed topic
+        "unknown_event",  # reserved for events no handler wants (not raised by the parser)
+        "too_large",  # the payload exceeds Limits (size, node count or nesting depth)
+    }
+)
+
+
+class RejectedEvent(WorkerError):
+    """A frame that cannot become an ``Event``; ``reason`` is one of ``REJECT_REASONS``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"event rejected ({reason}): {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on a payload, checked before any handler sees it."""
+
+    max_depth: int = 32
+    max_nodes: int = 100_000
+    # Approximate JSON size; websockets already caps a frame at 1 MiB.
+    max_bytes: int = 1_048_576
+    max_name_len: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One broadcast received on ``org:<org_id>:<topic>``, validated."""
+
+    org_id: str
+    topic: str
+    channel_topic: str
+    event: str
+    payload: dict[str, Any] = field(hash=False)
+    event_id: int | None
+    message_id: str | None
+    received_at: float
+    replayed: bool = False
+    created_at: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across live, replayed and retried copies of the same event."""
+        if self.event_id is not None:
+            return f"{self.org_id}:{self.topic}:{self.event_id}"
+        if self.message_id is not None:
+            return f"{self.org_id}:{self.topic}:msg:{self.message_id}"
+        body = json.dumps(self.payload, sort_keys=True, default=str).encode()
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        return f"{self.org_id}:{self.topic}:{self.event}:{digest}"
+
+
+def parse_broadcast(
+    org_id: str,
+    channel_topic: str,
+    message: object,
+    *,
+    topics: Collection[str] | None = None,
+    received_at: float | None = None,
+    limits: Limits = Limits(),  # frozen, so one shared default is safe
+) -> Event:
+    """Validate one broadcast callback payload and build an ``Event``.
+
+    ``channel_topic`` may carry the client's ``realtime:`` prefix. ``topics`` is the set of
+    subscribed short topic names (None accepts any). Raises ``RejectedEvent`` only.
+    """
+    topic = _topic_of(org_id, channel_topic, topics)
+    if not isinstance(message, Mapping):
+        raise RejectedEvent("malformed", "the broadcast frame is not an object")
+    name = _name(message.get("event"), "event", limits)
+    payload = message.get("payload")
+    if not isinstance(payload, Mapping):
+        raise RejectedEvent("malformed", "the broadcast payload is not an object")
+    _check_size(payload, limits)
+    message_id, replayed = _meta(message.get("meta"))
+    common: dict[str, Any] = {
+        "org_id": org_id,
+        "topic": topic,
+        "channel_topic": f"org:{org_id}:{topic}",
+        "event": name,
+        "message_id": message_id,
+        "received_at": time.time() if received_at is None else received_at,
+        "replayed": replayed,
+    }
+    if _is_outbox(payload):
+        return _outbox_event(payload, common, limits)
+    _check_other_org(org_id, payload)
+    return Event(payload=dict(payload), event_id=None, **common)
+
+
+def _topic_of(org_id: str, channel_topic: str, topics: Collection[str] | None) -> str:
+    sub = channel_topic.removeprefix("realtime:")
+    prefix = f"org:{org_id}:"
+    # Exact prefix comparison: Clerk ids contain '_' and one id can prefix another.
+    if not sub.startswith(prefix):
+        raise RejectedEvent("wrong_org", "the channel topic is not one of this organization's")
+    topic = sub[len(prefix) :]
+    if not topic or ":" in topic:
+        raise RejectedEvent("unknown_topic", "the channel topic has no valid short topic")
+    if topics is not None and topic not in topics:
+        raise RejectedEvent("unknown_topic", f"topic {topic!r} is not subscribed")
+    return topic
+
+
+def _name(value: object, what: str, limits: Limits) -> str:
+    if not isinstance(value, str) or not value:
+        raise RejectedEvent("malformed", f"{what} must be a non-empty string")
+    if len(value) > limits.max_name_len:
+        raise RejectedEvent("malformed", f"{what} is longer than {limits.max_name_len}")
+    return value
+
+
+def _meta(meta: object) -> tuple[str | None, bool]:
+    if meta is None:
+        return None, False
+    if not isinstance(meta, Mapping):
+        raise RejectedEvent("malformed", "meta must be an object")
+    message_id = meta.get("id")
+    replayed = meta.get("replayed", False)
+    if message_id is not None and not isinstance(message_id, str):
+        raise RejectedEvent("malformed", "meta.id must be a string")
+    if not isinstance(replayed, bool):
+        raise RejectedEvent("malformed", "meta.replayed must be a boolean")
+    return message_id, replayed
+
+
+def _is_outbox(payload: Mapping[str, Any]) -> bool:
+    # realtime.send adds a uuid string "id" to other payloads; only the outbox sets an int.
+    event_id = payload.get("id")
+    return isinstance(event_id, int) and not isinstance(event_id, bool)
+
+
+def _outbox_event(payload: Mapping[str, Any], common: dict[str, Any], limits: Limits) -> Event:
+    if payload.get("org_id") != common["org_id"]:
+        raise RejectedEvent("wrong_org", "the outbox row belongs to another organization")
+    if _name(payload.get("topic"), "payload.topic", limits) != common["topic"]:
+        raise RejectedEvent("malformed", "payload.topic differs from the channel topic")
+    if _name(payload.get("event"), "payload.event", limits) != common["event"]:
+        raise RejectedEvent("malformed", "payload.event differs from the broadcast event")
+    inner = payload.get("payload")
+    if not isinstance(inner, Mapping):
+        raise RejectedEvent("malformed", "payload.payload must be an object")
+    created_at = payload.get("created_at")
+    if created_at is not None and not isinstance(created_at, str):
+        raise RejectedEvent("malformed", "payload.created_at must be a string")
+    return Event(payload=dict(inner), event_id=int(payload["id"]), created_at=created_at, **common)
+
+
+def _check_other_org(org_id: str, payload: Mapping[str, Any]) -> None:
+    """Reject a non-outbox payload that names another org (top level or changed rows)."""
+    candidates: list[object] = [payload.get("org_id")]
+    for key in ("record", "old_record"):
+        row = payload.get(key)
+        if isinstance(row, Mapping):
+            candidates.append(row.get("organization_id"))
+    for value in candidates:
+        if value is not None and value != org_id:
+            raise RejectedEvent("wrong_org", "the payload names another organization")
+
+
+_SCALAR_SIZE = 8
+
+
+def _check_size(payload: Mapping[str, Any], limits: Limits) -> None:
+    """Walk the payload iteratively (no recursion limit), stopping at the first excess."""
+    stack: list[tuple[object, int]] = [(payload, 1)]
+    nodes = 0
+    size = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > limits.max_depth:
+            raise RejectedEvent("too_large", f"the payload nests deeper than {limits.max_depth}")
+        size += _node_size(value, depth, stack)
+        if nodes > limits.max_nodes or size > limits.max_bytes:
+            raise RejectedEvent("too_large", "the payload exceeds the size limit")
+
+
+def _node_size(value: object, depth: int, stack: list[tuple[object, int]]) -> int:
+    if isinstance(value, str):
+        return len(value) + 2
+    if value is None or isinstance(value, bool | int | float):
+        return _SCALAR_SIZE
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise RejectedEvent("malformed", "object keys must be strings")
+            stack.append((item, depth + 1))
+        return sum(len(k) + 4 for k in value)
+    if isinstance(value, list | tuple):
+        stack.extend((item, depth + 1) for item in value)
+        return len(value) + 2
+    raise RejectedEvent("malformed", f"a {type(value).__name__} is not a JSON value")

@@ -1,0 +1,5 @@
+"""Built-in handlers, enabled through ``WORKER_HANDLERS``.
+
+* ``worker.handlers.log``: one structured log line per event, on every topic;
+* ``worker.handlers.webhook``: POST each event, signed, to ``WORKER_WEBHOOK_URL``.
+"""

@@ -1,0 +1,296 @@
+"""The Realtime supervisor: keeps the socket connected and every wanted channel joined.
+
+Once per ``tick_s`` (injected clock) it repairs what the official client will not:
+
+* socket down and the client's own reconnect loop over (it gives up silently after
+  ``max_retries``): reconnect, with our own capped, jittered backoff;
+* socket up but the listen task dead (nothing would be delivered): rebuild the client;
+* channel closed by the server (``system`` error + ``phx_close``: token expired, permission
+  revoked, too many messages...; a close is final in the client): join a new channel with
+  the newest token, after a backoff that depends on the reason;
+* join refused ``Unauthorized``: an ERROR naming the topic and the policy to check, and a
+  long backoff (the client itself would retry every 10 s forever); rate limits >= 30 s;
+* channel stuck errored/joining longer than ``stuck_after_s``: leave it and rejoin.
+
+``run()`` reports started after the first connect-and-join attempt on every topic, whatever
+its outcome (so ``/readyz`` can tell the truth); ``ready`` is True only while the socket is
+up and every channel is joined.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+
+import anyio
+from anyio.abc import TaskStatus
+
+from worker._ports import Clock, Counter, TokenLike, TokenProvider
+from worker._realtime import MessageSink
+from worker._supervision import (
+    ChannelLike,
+    RealtimeLink,
+    SupervisorMetrics,
+    SupervisorStatistics,
+    SupervisorTiming,
+    TopicState,
+    close_reason,
+    publish,
+    retry_delay,
+)
+from worker.errors import JoinRefused, RealtimeError
+
+__all__ = ["Supervisor", "SupervisorStatistics", "SupervisorTiming", "close_reason"]
+
+_log = logging.getLogger("worker.supervisor")
+
+UNAUTHORIZED_HELP = (
+    "Realtime refused to let this worker read %s (%s). Check the SELECT policy on "
+    "realtime.messages for the private topic 'org:<org_id>:%s' and that the token's org "
+    "claim matches ORG_ID; retrying in %.0fs"
+)
+
+
+class Supervisor:
+    """Owns the Realtime connection's health; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        link: RealtimeLink,
+        org_id: str,
+        topics: Sequence[str],
+        tokens: TokenProvider,
+        sink: MessageSink,
+        clock: Clock,
+        metrics: SupervisorMetrics | None = None,
+        timing: SupervisorTiming | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._link = link
+        self._tokens = tokens
+        self._sink = sink
+        self._clock = clock
+        self._metrics = metrics
+        self._t = timing or SupervisorTiming()
+        self._rng = rng
+        self._topics = [TopicState(t, f"org:{org_id}:{t}") for t in topics]
+        self._socket_failures = 0
+        self._socket_next = 0.0
+        self._was_connected = False
+        self._closed = False
+        self._ticks = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: TaskStatus[SupervisorStatistics] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Connect, push the token, join every topic once, report started, then supervise."""
+        token = self._tokens.current
+        if token is not None:  # before any subscribe: joins must never carry the anon key
+            await self._link.set_auth(token.jwt, timeout_s=self._t.set_auth_timeout_s)
+        await self.tick()
+        task_status.started(self.statistics())
+        while not self._closed:
+            await self._clock.sleep(self._t.tick_s)
+            await self.tick()
+
+    async def on_token(self, token: TokenLike) -> None:
+        """Token listener: push ``token`` to Realtime, bounded; never raises or stalls."""
+        try:
+            pushed = await self._link.set_auth(token.jwt, timeout_s=self._t.set_auth_timeout_s)
+        except Exception:
+            _log.exception("pushing the new token to Realtime failed; rejoins will use it")
+            return
+        if not pushed:
+            _log.warning("pushing the new token to Realtime timed out; rejoins will use it")
+
+    async def close(self) -> None:
+        """Stop supervising, leave every channel and close the socket (bounded)."""
+        self._closed = True
+        await self._link.close(timeout_s=self._t.leave_timeout_s)
+        for topic in self._topics:
+            topic.handle = None
+            self._set_state(topic, "closed", self._clock.monotonic())
+        self._publish()
+
+    @property
+    def ready(self) -> bool:
+        """Socket up and every wanted channel joined."""
+        return self._link.is_connected and all(t.state == "joined" for t in self._topics)
+
+    def statistics(self) -> SupervisorStatistics:
+        """A snapshot of the socket and of every channel."""
+        now = self._clock.monotonic()
+        channels = tuple(t.snapshot(now) for t in self._topics)
+        return SupervisorStatistics(
+            self._link.is_connected, self._link.is_reconnecting, self.ready, channels, self._ticks
+        )
+
+    # -- one pass -------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Detect and repair once: the socket, then each channel."""
+        if self._closed:
+            return
+        self._ticks += 1
+        if await self._repair_socket(self._clock.monotonic()):
+            for topic in self._topics:
+                await self._repair_topic(topic, self._clock.monotonic())
+        self._publish()
+
+    async def _repair_socket(self, now: float) -> bool:
+        link = self._link
+        if link.is_connected and not link.listener_alive:
+            _log.error("the Realtime listener died while connected; rebuilding the client")
+            self._count("realtime_reconnects_total", reason="error")
+            await link.rebuild(timeout_s=self._t.leave_timeout_s)
+            self._was_connected = False  # counted here, not again as "closed"
+            for topic in self._topics:
+                topic.handle = None
+                self._set_state(topic, "closed", now)
+        if link.is_connected:
+            self._was_connected = True
+            return True
+        if self._was_connected:
+            self._was_connected = False
+            self._count("realtime_reconnects_total", reason="closed")
+            _log.warning("the Realtime socket is down; the client is reconnecting")
+            for topic in self._topics:
+                if topic.handle is not None:
+                    self._set_state(topic, "errored", now)
+        if link.is_reconnecting or now < self._socket_next:
+            return False
+        return await self._connect(now)
+
+    async def _connect(self, now: float) -> bool:
+        gave_up = self._link.give_up_error()
+        if gave_up is not None:
+            _log.warning("the Realtime client stopped reconnecting (%s); reconnecting", gave_up)
+            self._count("realtime_reconnects_total", reason="error")
+        try:
+            await self._link.connect(self._t.connect_timeout_s)
+        except RealtimeError as exc:
+            self._socket_failures += 1
+            delay = retry_delay("socket", self._socket_failures, self._t, self._rng)
+            self._socket_next = now + delay
+            _log.warning("Realtime connect failed (%s); next attempt in %.1fs", exc, delay)
+            return False
+        _log.info("connected to Realtime")
+        self._socket_failures = 0
+        self._was_connected = True
+        return True
+
+    async def _repair_topic(self, t: TopicState, now: float) -> None:
+        handle = t.handle
+        if handle is not None:
+            state = handle.state
+            if state == "joined":
+                self._on_joined(t, now)
+                return
+            if state in {"closed", "leaving"}:
+                self._on_closed(t, handle, now)
+            elif state in ("errored", "joining"):
+                await self._on_troubled(t, handle, state, now)
+                return
+        if t.handle is None and now >= t.next_attempt_at:
+            await self._join(t, now)
+
+    def _on_joined(self, t: TopicState, now: float) -> None:
+        if t.state != "joined":
+            self._set_state(t, "joined", now)
+        elif t.failures and now - t.since >= self._t.stable_after_s:
+            t.failures = 0  # stable again: the next failure starts the backoff afresh
+
+    def _on_closed(self, t: TopicState, handle: ChannelLike, now: float) -> None:
+        t.handle = None
+        if handle.left_by_us:
+            return
+        reason = close_reason(handle.last_error)
+        t.last_error, t.last_reason = handle.last_error, reason
+        self._count("channel_closes_total", topic=t.topic, reason=reason)
+        _log.warning(
+            "the server closed %s (%s: %s); joining a new channel with the newest token",
+            t.channel_topic,
+            reason,
+            handle.last_error or "no reason given",
+        )
+        self._schedule(t, reason, now)
+
+    async def _on_troubled(
+        self, t: TopicState, handle: ChannelLike, state: str, now: float
+    ) -> None:
+        if t.state in ("errored", "joining"):
+            t.state = state  # the client's rejoin attempts flip these: keep the phase start
+        else:
+            self._set_state(t, state, now)
+        reason = close_reason(handle.last_error)
+        # The client rejoins these every 10 s forever; take the backoff over ourselves.
+        hopeless = reason in ("permission_revoked", "rate_limited")
+        if hopeless or now - t.since >= self._t.stuck_after_s:
+            await handle.leave(timeout_s=self._t.leave_timeout_s)
+            t.handle = None
+            t.last_error = handle.last_error
+            self._refused(t, handle.last_error or f"stuck {state}", now)
+
+    async def _join(self, t: TopicState, now: float) -> None:
+        token = self._tokens.current
+        if token is None:
+            t.last_error = "waiting for the first session token"
+            return
+        self._set_state(t, "joining", now)
+        try:
+            t.handle = await self._link.subscribe(t.topic, t.channel_topic, token.jwt, self._sink)
+        except JoinRefused as exc:
+            self._refused(t, exc.reason, self._clock.monotonic())
+        except RealtimeError as exc:
+            self._count("channel_joins_total", topic=t.topic, result="timeout")
+            t.last_error, t.last_reason = str(exc), "timeout"
+            self._schedule(t, "other", self._clock.monotonic())
+            _log.warning("joining %s failed: %s", t.channel_topic, exc)
+        else:
+            self._count("channel_joins_total", topic=t.topic, result="ok")
+            self._set_state(t, "joined", self._clock.monotonic())
+            _log.info("joined %s", t.channel_topic)
+
+    def _refused(self, t: TopicState, reason_text: str, now: float) -> None:
+        reason = close_reason(reason_text)
+        t.last_error, t.last_reason = reason_text, reason
+        unauthorized = reason == "permission_revoked"
+        self._count(
+            "channel_joins_total", topic=t.topic, result="unauthorized" if unauthorized else "error"
+        )
+        delay = self._schedule(t, reason, now)
+        if unauthorized:
+            _log.error(UNAUTHORIZED_HELP, t.channel_topic, reason_text, t.topic, delay)
+        else:
+            _log.warning(
+                "joining %s was refused (%s); retrying in %.1fs",
+                t.channel_topic,
+                reason_text,
+                delay,
+            )
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _schedule(self, t: TopicState, reason: str, now: float) -> float:
+        t.failures += 1
+        self._set_state(t, "closed" if t.handle is None else t.state, now)
+        delay = retry_delay(reason, t.failures, self._t, self._rng)
+        t.next_attempt_at = now + delay
+        return delay
+
+    def _set_state(self, t: TopicState, state: str, now: float) -> None:
+        if t.state != state:
+            t.state, t.since = state, now
+
+    def _count(self, metric: str, **labels: str) -> None:
+        if self._metrics is not None:
+            counter: Counter = getattr(self._metrics, metric)
+            counter.labels(**labels).inc()
+
+    def _publish(self) -> None:
+        if self._metrics is not None:
+            publish(self._metrics, connected=self._link.is_connected, topics=self._topics)
