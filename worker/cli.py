@@ -1,12 +1,103 @@
-"""The `realtime-worker` command line."""
+"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``.
+
+Only this module installs signal handlers and configures logging. Exit codes: 0 done,
+1 a check failed or the worker stopped on an error, 2 invalid configuration.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import anyio
+
+from worker import __version__
+from worker.app import Worker
+from worker.errors import ConfigError, SessionEnded, WorkerError
+from worker.logs import configure_logging
+from worker.preflight import run_checks, show_token
+from worker.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-worker",
+        description="Run one Clerk organization's backend work on Supabase Realtime.",
+    )
+    parser.add_argument("--version", action="version", version=f"realtime-worker {__version__}")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="KEY=VALUE settings file; environment variables win over it",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the worker until SIGTERM or SIGINT")
+    sub.add_parser("check", help="preflight: token, channels and data API, as a pass/fail table")
+    sub.add_parser("token", help="mint and verify one token; print its claims (no signature)")
+    return parser
+
+
+async def _run(worker: Worker) -> None:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            tg.start_soon(_stop_on_signal, signals, stop)
+            await worker.run(stop)
+            tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(signals: AsyncIterator[signal.Signals], stop: anyio.Event) -> None:
+    async for _ in signals:
+        stop.set()  # staged shutdown; a second signal is absorbed while draining
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"realtime-worker: {message}\n")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``realtime-worker`` console script."""
-    del argv
-    sys.stderr.write("realtime-worker: the worker is not built yet (see issue 4)\n")
-    return 2
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ, args.env_file)
+    except ConfigError as exc:
+        return _fail(f"{exc}\nSee the configuration reference in README.md.", 2)
+    configure_logging(settings.log_level, settings.org_id)
+    try:
+        return anyio.run(_COMMANDS[args.command], settings, backend="asyncio")
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    except SessionEnded as exc:
+        return _fail(
+            f"{exc}\nCreate a new Clerk session for the service user and set "
+            "CLERK_SESSION_ID to it.",
+            1,
+        )
+    except WorkerError as exc:
+        return _fail(str(exc), 1)
+
+
+async def _check(settings: Settings) -> int:
+    return await run_checks(settings, sys.stdout)
+
+
+async def _token(settings: Settings) -> int:
+    return await show_token(settings, sys.stdout)
+
+
+async def _serve(settings: Settings) -> int:
+    await _run(Worker(settings))
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[Settings], Awaitable[int]]] = {
+    "run": _serve,
+    "check": _check,
+    "token": _token,
+}

@@ -1,0 +1,124 @@
+"""The worker end to end: short-lived Clerk tokens, private channels, handlers, metrics."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from devstack.stack import Stack
+from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
+from worker import Context, Event, HandlerRegistry
+from worker.app import Worker
+from worker.settings import Settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.registry = HandlerRegistry()
+        self.registry.add("events", "*", self.handle)
+
+    async def handle(self, event: Event, ctx: Context) -> None:
+        self.events.append(event)
+
+    def ids(self) -> list[int]:
+        return [e.event_id for e in self.events if e.event_id is not None]
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def running_worker(stack: Stack) -> AsyncIterator[tuple[Worker, Recorder, Org]]:
+    org = provision(stack, "Acme")
+    recorder = Recorder()
+    worker = Worker(Settings.from_env(worker_env(stack, org)), registry=recorder.registry)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.run, stop)
+        yield worker, recorder, org
+        stop.set()
+
+
+async def test_worker_handles_every_event_across_six_token_lifetimes_without_channel_loss(
+    stack: Stack, running_worker: tuple[Worker, Recorder, Org]
+) -> None:
+    worker, recorder, org = running_worker
+    registry = worker.metrics_registry
+    refreshes_before = sample(registry, "realtime_worker_token_refresh_total", result="success")
+    inserted: list[int] = []
+    with anyio.fail_after(60):
+        start = anyio.current_time()
+        while anyio.current_time() - start < 31:  # six 5 s token lifetimes, and a bit
+            inserted += await insert_events(stack.database_url, org.org_id, 2)
+            await anyio.sleep(0.5)  # pacing the producer, not waiting for a result
+    await eventually(lambda: set(recorder.ids()) >= set(inserted), 20, "every event handled")
+    assert sorted(recorder.ids()) == sorted(inserted)  # each exactly once
+    closes = sum(
+        sample(registry, "realtime_worker_channel_closes_total", topic="events", reason=r)
+        for r in (
+            "token_expired",
+            "permission_revoked",
+            "rate_limited",
+            "server_disconnect",
+            "other",
+        )
+    )
+    assert closes == 0
+    refreshes = sample(registry, "realtime_worker_token_refresh_total", result="success")
+    assert refreshes - refreshes_before >= 6
+
+
+async def test_worker_reports_ready_and_status_without_secrets(
+    stack: Stack, running_worker: tuple[Worker, Recorder, Org]
+) -> None:
+    worker, _, org = running_worker
+    base = f"http://127.0.0.1:{worker.http_port}"
+    async with httpx.AsyncClient() as http:
+        await eventually(lambda: worker.checks.failures() == {}, 20, "ready")
+        ready = await http.get(f"{base}/readyz")
+        status = await http.get(f"{base}/status")
+        metrics = await http.get(f"{base}/metrics")
+    assert ready.status_code == 200
+    assert status.json()["org_id"] == org.org_id
+    text = status.text + metrics.text
+    for secret in (stack.env["CLERK_SECRET_KEY"], stack.env["SUPABASE_ANON_KEY"]):
+        assert secret[:12] not in text
+    assert worker.tokens is not None
+    assert worker.tokens.current is not None
+    assert worker.tokens.current.jwt.split(".")[2][:12] not in text
+    assert f'realtime_worker_org_info{{org="{org.org_id}"}} 1.0' in metrics.text
+
+
+async def test_another_orgs_events_never_reach_the_worker(
+    stack: Stack, running_worker: tuple[Worker, Recorder, Org]
+) -> None:
+    _, recorder, org = running_worker
+    other = provision(stack, "Globex")
+    foreign = await insert_events(stack.database_url, other.org_id, 3)
+    marker = await insert_events(stack.database_url, org.org_id, 1)
+    await eventually(lambda: marker[0] in recorder.ids(), 20, "own event handled")
+    assert not set(foreign) & set(recorder.ids())
+    assert all(e.org_id == org.org_id for e in recorder.events)
+
+
+async def test_cli_check_passes_against_the_stack_for_a_worker_user(stack: Stack) -> None:
+    org = provision(stack, "Initech")
+    env = {**os.environ, **worker_env(stack, org)}
+    with anyio.fail_after(90):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "worker", "check"], env=env, check=False
+        )
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, out
+    assert "all checks passed" in out
+    assert stack.env["CLERK_SECRET_KEY"] not in out
