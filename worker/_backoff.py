@@ -21,9 +21,16 @@ def backoff_delay(
     ``floor_s`` is a hard minimum applied after jitter (servers that rate-limit say how
     long they want us to stay away).
     """
+    return max(
+        floor_s, equal_jitter(attempt, base_s=base_s, cap_s=cap_s, unit=(rng or _RNG).random())
+    )
+
+
+def equal_jitter(attempt: int, *, base_s: float, cap_s: float, unit: float) -> float:
+    """The capped exponential step for ``attempt``, half fixed and half scaled by ``unit``
+    (in [0, 1]). The exponent is clamped so that huge attempt counts cannot overflow."""
     step = min(cap_s, base_s * 2.0 ** max(0, min(attempt - 1, 32)))
-    jitter = (rng or _RNG).uniform(0.5, 1.0)
-    return max(floor_s, step * jitter)
+    return step / 2 + min(max(unit, 0.0), 1.0) * step / 2
 
 
 # Jitter needs no cryptographic quality; one shared generator avoids reseeding per call.

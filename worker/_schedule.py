@@ -6,6 +6,8 @@ with plain numbers and the token manager stays free of arithmetic.
 
 from __future__ import annotations
 
+from worker._backoff import equal_jitter
+
 __all__ = ["MAX_LIFETIME_FRACTION", "backoff_delay", "refresh_at"]
 
 #: Never wait past this fraction of a token's lifetime: a short token with a large margin
@@ -54,8 +56,7 @@ def backoff_delay(
     expires. A server's ``retry_after_s`` is always honoured, even past that bound: retrying
     a rate limit early only extends it.
     """
-    ceiling = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
-    delay = ceiling / 2 + _unit(rand) * ceiling / 2
+    delay = equal_jitter(attempt, base_s=base_s, cap_s=cap_s, unit=_unit(rand))
     if time_left_s is not None and time_left_s > 0:
         delay = min(delay, max(min_s, time_left_s / 3))
     if retry_after_s is not None:
