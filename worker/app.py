@@ -25,6 +25,7 @@ from worker._realtime import RealtimeAdapter
 from worker.clock import Clock, SystemClock
 from worker.context import ContextFactory, make_data_client
 from worker.dispatch import Dispatcher
+from worker.errors import sole_error
 from worker.http import HealthChecks, HttpServer
 from worker.metrics import Metrics
 from worker.registry import HandlerRegistry, load_handlers
@@ -65,7 +66,19 @@ class Worker:
     async def run(
         self, stop: anyio.Event, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run until ``stop`` is set, then shut down in stages. Reports the HTTP port."""
+        """Run until ``stop`` is set, then shut down in stages. Reports the HTTP port.
+
+        A failure of one child is raised as itself, not inside an ``ExceptionGroup``.
+        """
+        try:
+            await self._run(stop, task_status)
+        except BaseExceptionGroup as group:
+            error = sole_error(group)
+            if error is None:
+                raise
+            raise error from None
+
+    async def _run(self, stop: anyio.Event, task_status: TaskStatus[int]) -> None:
         s = self.settings
         async with httpx.AsyncClient(timeout=15.0) as http, anyio.create_task_group() as tg:
             tokens = self._token_manager(http)

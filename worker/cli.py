@@ -17,7 +17,7 @@ import anyio
 
 from worker import __version__
 from worker.app import Worker
-from worker.errors import ConfigError, SessionEnded, WorkerError
+from worker.errors import ConfigError, SessionEnded, WorkerError, sole_error
 from worker.logs import configure_logging
 from worker.preflight import run_checks, show_token
 from worker.settings import Settings
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{exc}\nSee the configuration reference in README.md.", 2)
     configure_logging(settings.log_level, settings.org_id)
     try:
-        return anyio.run(_COMMANDS[args.command], settings, backend="asyncio")
+        return _run_command(_COMMANDS[args.command], settings)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except SessionEnded as exc:
@@ -81,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     except WorkerError as exc:
         return _fail(str(exc), 1)
+
+
+def _run_command(command: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
+    """``anyio.run(command)``, with a lone failure raised as itself (task groups wrap it)."""
+    try:
+        return anyio.run(command, settings, backend="asyncio")
+    except BaseExceptionGroup as group:
+        error = sole_error(group)
+        if error is None:
+            raise
+        raise error from None
 
 
 async def _check(settings: Settings) -> int:

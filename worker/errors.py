@@ -93,3 +93,22 @@ class Retry(HandlerError):
 
 class NonRetryable(HandlerError):
     """The event cannot succeed; dead-letter it without further attempts."""
+
+
+def sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    """The one ``Exception`` inside ``group`` (nested task groups flattened), else None.
+
+    anyio task groups wrap even a single failure in an ``ExceptionGroup``; callers that
+    promise "ends with that error" unwrap it with this, and leave real multi-failures be.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+        return leaves[0]
+    return None
