@@ -164,8 +164,24 @@ class RealtimeAdapter:
             )
 
         self._factory = client_factory or default_factory
-        self._client = self._factory()
+        self.socket_losses = 0  # every loss the client reconnects from, even between ticks
+        self._client = self._instrumented(self._factory())
         self.generation = 0
+
+    def _instrumented(self, client: AsyncRealtimeClient) -> AsyncRealtimeClient:
+        # The client recovers from every socket loss through ``_reconnect`` (private API,
+        # pinned to realtime==2.34.1), often within milliseconds: counting there is the only
+        # way a supervisor polling once a second sees each loss.
+        original = getattr(client, "_reconnect", None)
+        if original is None:
+            return client
+
+        async def counted(error: Exception) -> None:
+            self.socket_losses += 1
+            await original(error)
+
+        client._reconnect = counted  # type: ignore[method-assign]
+        return client
 
     @property
     def is_connected(self) -> bool:
@@ -269,7 +285,7 @@ class RealtimeAdapter:
     async def rebuild(self, *, timeout_s: float = 5.0) -> None:
         """Replace the client with a new one (old channels are gone; resubscribe)."""
         old = self._client
-        self._client = self._factory()
+        self._client = self._instrumented(self._factory())
         self.generation += 1
         await _close_client(old, timeout_s)
 

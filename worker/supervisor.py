@@ -79,6 +79,7 @@ class Supervisor:
         self._socket_failures = 0
         self._socket_next = 0.0
         self._was_connected = False
+        self._losses_seen = 0  # link.socket_losses already counted
         self._closed = False
         self._ticks = 0
 
@@ -147,16 +148,16 @@ class Supervisor:
             _log.error("the Realtime listener died while connected; rebuilding the client")
             self._count("realtime_reconnects_total", reason="error")
             await link.rebuild(timeout_s=self._t.leave_timeout_s)
-            self._was_connected = False  # counted here, not again as "closed"
+            self._was_connected = False
             for topic in self._topics:
                 topic.handle = None
                 self._set_state(topic, "closed", now)
+        self._count_losses()
         if link.is_connected:
             self._was_connected = True
             return True
         if self._was_connected:
             self._was_connected = False
-            self._count("realtime_reconnects_total", reason="closed")
             _log.warning("the Realtime socket is down; the client is reconnecting")
             for topic in self._topics:
                 if topic.handle is not None:
@@ -182,6 +183,13 @@ class Supervisor:
         self._socket_failures = 0
         self._was_connected = True
         return True
+
+    def _count_losses(self) -> None:
+        # The client reconnects by itself, often within one tick; the link counts each loss.
+        losses = self._link.socket_losses
+        for _ in range(losses - self._losses_seen):
+            self._count("realtime_reconnects_total", reason="closed")
+        self._losses_seen = losses
 
     async def _repair_topic(self, t: TopicState, now: float) -> None:
         handle = t.handle

@@ -174,6 +174,19 @@ async def test_repeated_socket_drops_are_survived_by_reconnecting_and_rejoining(
         assert control.stats()["sockets"] == 1
         inserted = await insert_events(stack.database_url, org.org_id, 3)
         await eventually(lambda: set(recorder.ids()) >= set(inserted), 15, "events handled")
+        # Every drop healed by the client is counted, even several within one tick.
+        await eventually(
+            lambda: (
+                sample(
+                    worker.metrics_registry,
+                    "realtime_worker_realtime_reconnects_total",
+                    reason="closed",
+                )
+                >= 6
+            ),
+            10,
+            "six reconnects counted",
+        )
 
 
 async def test_token_without_role_is_refused_before_any_join(stack: Stack) -> None:

@@ -88,6 +88,7 @@ class FakeLink:
         self.subscribes: list[str] = []
         self.refuse: str | None = None
         self.channels: list[FakeChannel] = []
+        self.socket_losses = 0
 
     def give_up_error(self) -> str | None:
         return None
