@@ -107,6 +107,11 @@ class Supervisor:
             return
         if not pushed:
             _log.warning("pushing the new token to Realtime timed out; rejoins will use it")
+        # A channel closed because its token expired can rejoin as soon as a new token exists:
+        # waiting out its backoff would only prolong an outage that is already over.
+        for t in self._topics:
+            if t.handle is None and t.last_reason == "token_expired":
+                t.next_attempt_at = 0.0
 
     async def close(self) -> None:
         """Stop supervising, leave every channel and close the socket (bounded)."""

@@ -11,7 +11,14 @@ import anyio
 import pytest
 
 from tests.worker.phoenix_fake import PhoenixFake
-from tests.worker.rt_fakes import FakeClock, FakeLink, FakeTokens, MetricsProbe, eventually
+from tests.worker.rt_fakes import (
+    FakeClock,
+    FakeLink,
+    FakeToken,
+    FakeTokens,
+    MetricsProbe,
+    eventually,
+)
 from worker._realtime import RealtimeAdapter
 from worker.clock import SystemClock
 from worker.supervisor import Supervisor, SupervisorTiming, close_reason
@@ -330,3 +337,23 @@ async def test_a_socket_loss_is_counted_once_while_down_and_after_reconnecting()
     link.is_connected, link.is_reconnecting = True, False
     await sup.tick()
     assert probe.value("realtime_reconnects_total", reason="closed") == 1
+
+
+async def test_a_channel_closed_for_an_expired_token_rejoins_on_the_tick_after_a_new_token() -> (
+    None
+):
+    link, clock, tokens = FakeLink(), FakeClock(), FakeTokens("jwt-1")
+    sup = Supervisor(
+        link=link, org_id=ORG, topics=["events"], tokens=tokens, sink=lambda t, m: None, clock=clock
+    )
+    await sup.tick()
+    channel = link.channels[0]
+    channel.state, channel.last_error = "closed", "Token has expired 0 seconds ago"
+    await sup.tick()  # closed: a backoff is scheduled
+    (stats,) = sup.statistics().channels
+    assert stats.retry_in_s is not None
+    assert stats.retry_in_s > 0
+    tokens.current = FakeToken("jwt-2")
+    await sup.on_token(tokens.current)
+    await sup.tick()  # no clock advance: only the new token makes it rejoin now
+    assert link.subscribes == ["jwt-1", "jwt-2"]
