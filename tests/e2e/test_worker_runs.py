@@ -122,3 +122,56 @@ async def test_cli_check_passes_against_the_stack_for_a_worker_user(stack: Stack
     assert done.returncode == 0, out
     assert "all checks passed" in out
     assert stack.env["CLERK_SECRET_KEY"] not in out
+
+
+async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: Stack) -> None:
+    org = provision(stack, "Hooli")
+    handled: list[int] = []
+    registry = HandlerRegistry()
+
+    async def handle(event: Event, ctx: Context) -> None:
+        if event.event == "boom":
+            raise RuntimeError("handler bug")
+        if event.event == "hang":
+            await anyio.sleep_forever()
+        assert event.event_id is not None
+        handled.append(event.event_id)
+
+    registry.add("events", "*", handle)
+    env = worker_env(
+        stack,
+        org,
+        WORKER_HANDLER_TIMEOUT_SECONDS="0.5",
+        WORKER_HANDLER_MAX_ATTEMPTS="2",
+        WORKER_CONCURRENCY="2",
+    )
+    worker = Worker(Settings.from_env(env), registry=registry)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.run, stop)
+        await eventually(lambda: worker.checks.failures() == {}, 20, "ready")
+        await insert_events(stack.database_url, org.org_id, 2, event="hang")
+        await insert_events(stack.database_url, org.org_id, 2, event="boom")
+        good = await insert_events(stack.database_url, org.org_id, 5, event="ok")
+        registry_ = worker.metrics_registry
+        await eventually(lambda: set(handled) >= set(good), 20, "good events handled")
+        await eventually(
+            lambda: (
+                sample(
+                    registry_,
+                    "realtime_worker_events_handled_total",
+                    topic="events",
+                    result="dead_letter",
+                )
+                >= 4
+            ),
+            20,
+            "bad events dead-lettered",
+        )
+        assert (
+            sample(
+                registry_, "realtime_worker_events_handled_total", topic="events", result="success"
+            )
+            >= 5
+        )
+        stop.set()
