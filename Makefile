@@ -26,8 +26,8 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 lint: install
-	$(BIN)/ruff check worker devstack tests deploy/new-org
-	$(BIN)/ruff format --check worker devstack tests deploy/new-org
+	$(BIN)/ruff check worker devstack tests examples deploy/new-org
+	$(BIN)/ruff format --check worker devstack tests examples deploy/new-org
 	$(BIN)/mypy
 
 # Every test: lint, types, then the whole suite. Without DATABASE_URL the suite
@@ -43,7 +43,7 @@ devstack: install
 	$(BIN)/python -m devstack up
 
 demo: install
-	$(BIN)/python -m devstack up
+	$(BIN)/python -m devstack demo
 
 clean:
 	rm -rf $(VENV) .devstack .tools tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

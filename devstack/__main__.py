@@ -1,8 +1,13 @@
-"""``python -m devstack up``: the local stack in the foreground, like ``supabase start``."""
+"""``python -m devstack up``: the local stack in the foreground, like ``supabase start``.
+
+``python -m devstack demo``: the stack, two orgs, org A's worker and a live view of it
+(see ``devstack.demo``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
@@ -11,6 +16,7 @@ from pathlib import Path
 
 import anyio
 
+from devstack.demo import DemoOptions, run_demo
 from devstack.errors import DevstackError
 from devstack.stack import Stack, StackConfig
 
@@ -34,7 +40,56 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--port", type=int, default=54321, help="Supabase gateway port (0 = any)")
     up.add_argument("--clerk-port", type=int, default=0, help="Clerk stand-in port (0 = any)")
+    demo = sub.add_parser(
+        "demo",
+        help="the stack, orgs A and B, org A's worker (a separate process) and a live view",
+    )
+    demo.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="a Postgres server to create a fresh database on (default: embedded)",
+    )
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="no live view: print one key=value summary line per second",
+    )
+    demo.add_argument(
+        "--duration",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after this many seconds (default: run until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--token-seconds",
+        type=_token_seconds,
+        default=20,
+        metavar="SECONDS",
+        help="lifetime of the worker's Clerk tokens (default 20, so rotations show)",
+    )
+    demo.add_argument(
+        "--rate",
+        type=_positive,
+        default=2.0,
+        metavar="PER_SECOND",
+        help="events inserted per second for each org (default 2)",
+    )
     return parser
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _token_seconds(text: str) -> int:
+    value = int(text)
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"must be at least 3 seconds, got {text}")
+    return value
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
@@ -64,10 +119,32 @@ async def up(args: argparse.Namespace) -> None:
     print("devstack: stopped", flush=True)
 
 
+async def demo(args: argparse.Namespace) -> int:
+    if not args.headless and importlib.util.find_spec("rich") is None:
+        print(
+            "devstack: the live view needs rich: run `make install` (or pip install rich), "
+            "or pass --headless",
+            file=sys.stderr,
+        )
+        return 2
+    options = DemoOptions(
+        database_url=args.database_url,
+        token_seconds=args.token_seconds,
+        duration_s=args.duration,
+        headless=args.headless,
+        events_per_second=args.rate,
+    )
+    return await run_demo(options)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The demo's view is the output; the stack's own INFO lines would only scroll it away.
+    level = logging.WARNING if args.command == "demo" else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        if args.command == "demo":
+            return anyio.run(demo, args)
         anyio.run(up, args)
     except DevstackError as exc:
         print(f"devstack: {exc}", file=sys.stderr)

@@ -22,6 +22,12 @@ from worker.logs import configure_logging
 from worker.preflight import run_checks, show_token
 from worker.settings import Settings
 
+SESSION_ENDED_HINT = (
+    "The worker cannot mint tokens from an ended session: sign the service user in again "
+    "(a new Clerk session in ORG_ID), set CLERK_SESSION_ID to its sess_... id and restart. "
+    "See 'Running against a real Supabase project with Clerk' in README.md."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -74,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except SessionEnded as exc:
-        return _fail(
-            f"{exc}\nCreate a new Clerk session for the service user and set "
-            "CLERK_SESSION_ID to it.",
-            1,
-        )
+        return _fail(f"{exc}\n{SESSION_ENDED_HINT}", 1)
     except WorkerError as exc:
         return _fail(str(exc), 1)
 

@@ -7,7 +7,7 @@ contains a token or a secret: claims are shown decoded, the signature is cut off
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
@@ -22,10 +22,12 @@ from worker.tokens import Token, TokenVerifier, source_from_settings
 
 T = TypeVar("T")
 UNAUTHORIZED_HINT = (
-    "the realtime.messages RLS policies refuse this token on this topic: check that ORG_ID "
-    "is the session's active organization, that the service user is a member of it, and that "
-    "supabase/migrations are applied to the project"
+    "the realtime.messages RLS policies refuse this token on this topic: apply "
+    "supabase/migrations to the project (supabase db push), and check that ORG_ID is the "
+    "session's active organization and that the service user is a member of it"
 )
+#: The org roles that the RLS policies let publish and move checkpoints.
+PUBLISHING_ROLES = ("worker", "admin")
 
 
 @dataclass
@@ -108,17 +110,27 @@ async def _check_realtime(settings: Settings, token: Token, report: Report) -> N
         try:
             await adapter.connect(timeout_s=settings.realtime_join_timeout_s)
         except WorkerError as exc:
-            report.line(
-                False,
-                "realtime connect",
-                f"{exc} (is SUPABASE_URL reachable and SUPABASE_ANON_KEY right?)",
-            )
+            report.line(False, "realtime connect", _connect_reason(exc, settings.supabase_url))
             return
         report.line(True, "realtime connect", settings.supabase_url)
         for topic, channel in zip(settings.topics, settings.channel_topics, strict=True):
             await _join_once(adapter, topic, channel, token, report)
     finally:
         await adapter.close(timeout_s=5.0)
+
+
+def _connect_reason(exc: WorkerError, url: str) -> str:
+    """Why the socket did not open, and what to do: unreachable, silent, or refused."""
+    cause = exc.__cause__
+    if isinstance(cause, TimeoutError):
+        return f"SUPABASE_URL={url} did not answer in time: check the URL and the network"
+    if isinstance(cause, OSError):
+        what = "connection refused" if isinstance(cause, ConnectionRefusedError) else str(cause)
+        return (
+            f"cannot reach SUPABASE_URL={url} ({what}): check the URL (https://<ref>.supabase.co;"
+            " locally the SUPABASE_URL in .devstack/env) and that the project is running"
+        )
+    return f"{exc} (is SUPABASE_URL the project URL and SUPABASE_ANON_KEY its anon key?)"
 
 
 async def _join_once(
@@ -143,21 +155,46 @@ async def _check_data_api(settings: Settings, token: Token, report: Report) -> N
     client = make_data_client(
         settings.supabase_url, settings.supabase_anon_key.get_secret_value(), _Fixed()
     )
+    step = "data api read"
     try:
         saved = await client.rpc("get_worker_checkpoint", {"consumer": settings.consumer}).execute()
         last_id = int(saved.data) if isinstance(saved.data, int) else 0
-        report.line(True, "data api read", f"checkpoint of {settings.consumer!r} = {saved.data}")
+        report.line(True, step, f"checkpoint of {settings.consumer!r} = {saved.data}")
+        step = "data api write"
         params: dict[str, Any] = {"consumer": settings.consumer, "last_event_id": last_id}
         await client.rpc("save_worker_checkpoint", params).execute()
-        report.line(True, "data api write", "checkpoint saved under RLS")
+        report.line(True, step, "checkpoint saved under RLS")
     except Exception as exc:  # postgrest raises several unrelated types
-        report.line(False, "data api", _data_api_reason(exc))
+        report.line(False, step, _data_api_reason(exc, settings.supabase_url, token))
     finally:
         await client.aclose()
 
 
-def _data_api_reason(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
+def org_role(claims: Mapping[str, Any]) -> str | None:
+    """The token's org role without the ``org:`` prefix (v2 ``o.rol`` or v1 ``org_role``)."""
+    org = claims.get("o")
+    role = org.get("rol") if isinstance(org, dict) else claims.get("org_role")
+    return role.removeprefix("org:") if isinstance(role, str) else None
+
+
+def _data_api_reason(exc: Exception, url: str, token: Token) -> str:
     if isinstance(exc, httpx.HTTPError):
-        return f"cannot reach the data API at SUPABASE_URL ({type(exc).__name__}): check the URL"
-    return f"{message} (the service user needs the org role 'worker' or 'admin')"
+        return (
+            f"cannot reach the data API at {url}/rest/v1 ({type(exc).__name__}): check "
+            "SUPABASE_URL and that the project is running"
+        )
+    message = getattr(exc, "message", None) or str(exc)
+    code = str(getattr(exc, "code", "") or "")
+    role = org_role(token.claims)
+    if code == "42501" and role not in PUBLISHING_ROLES:
+        return (
+            f"{message}: only the org roles {' and '.join(map(repr, PUBLISHING_ROLES))} may "
+            f"write checkpoints and this token's org role is {role!r}; in Clerk, give the "
+            "service user the role org:worker in ORG_ID"
+        )
+    if code in ("PGRST202", "42883", "42P01"):
+        return f"{message}: apply supabase/migrations to the project (supabase db push)"
+    return (
+        f"{message} (check that supabase/migrations are applied and that the service user "
+        "has the org role 'worker' or 'admin' in ORG_ID)"
+    )

@@ -1,0 +1,1 @@
+"""Example handler modules for the worker (not part of the wheel)."""
