@@ -226,7 +226,7 @@ class TokenManager:
                 self._end_session()
                 raise
             except (TokenError, TimeoutError) as exc:
-                if first and isinstance(exc, TokenRejected) and exc.reason in FATAL_AT_START:
+                if first and _fatal_at_start(exc):
                     raise
                 if first and self._clock.monotonic() - started >= self._startup_timeout_s:
                     raise
@@ -339,3 +339,12 @@ def _result_of(exc: BaseException) -> str:
         if isinstance(exc.__cause__, TimeoutError | httpx.TimeoutException):
             return "timeout"
     return "http_error"
+
+
+def _fatal_at_start(exc: BaseException) -> bool:
+    """Errors that retrying cannot fix before the worker has ever had a token: a rejected
+    claim (wrong org, no role, ...) or a Backend API key Clerk refuses (401/403). Mid-run
+    the same errors are retried: a rotated key or a fixed claim then recovers by itself."""
+    if isinstance(exc, TokenRejected):
+        return exc.reason in FATAL_AT_START
+    return isinstance(exc, TokenUnavailable) and exc.status in (401, 403)

@@ -30,7 +30,7 @@ from tests.worker.fakes import (
 from worker._clerk import ClerkTokenSource
 from worker._filesource import FileTokenSource
 from worker._verify import Token, TokenVerifier
-from worker.errors import ConfigError, SessionEnded, TokenRejected
+from worker.errors import ConfigError, SessionEnded, TokenRejected, TokenUnavailable
 from worker.metrics import Metrics
 from worker.settings import Settings
 from worker.tokens import TokenManager, TokenSource, source_from_settings
@@ -312,3 +312,11 @@ async def test_the_source_follows_the_settings(http: httpx.AsyncClient) -> None:
     file_env = base | {"WORKER_TOKEN_FILE": "/run/token"}
     assert isinstance(source_from_settings(Settings.from_env(clerk_env), http), ClerkTokenSource)
     assert isinstance(source_from_settings(Settings.from_env(file_env), http), FileTokenSource)
+
+
+async def test_a_secret_key_clerk_refuses_at_start_stops_the_worker_at_once(h: Harness) -> None:
+    h.clerk.script.append(clerk_error(401, "authentication_invalid"))
+    with pytest.raises(TokenUnavailable) as info, anyio.fail_after(5):
+        await h.manager().run()  # no retry loop: the fake clock is never advanced
+    assert info.value.status == 401
+    assert "CLERK_SECRET_KEY" in str(info.value)
