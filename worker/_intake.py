@@ -3,6 +3,11 @@
 It parses the frame (cheap), counts it, and ``offer()``s the event to the dispatcher. It is
 sync and never raises: it runs inline on the client's listen task, where an exception
 would end all delivery while heartbeats carry on.
+
+With a ``gate`` (catch-up), an outbox event already dispatched is skipped and counted in
+``events_deduplicated_total``; one the full queue refuses is counted in
+``events_dropped_live_total``, not marked seen, and a catch-up pass is requested: the
+listener never waits, and memory stays bounded by the queue whatever the inbound rate.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from worker._ports import Clock, Counter, Gauge
+from worker._ports import Clock, Counter, CounterChild, Gauge
 from worker.events import Event, Limits, RejectedEvent, parse_broadcast
 
-__all__ = ["Intake", "IntakeMetrics"]
+__all__ = ["Intake", "IntakeMetrics", "LiveGate"]
 
 _log = logging.getLogger("worker.realtime")
 
@@ -28,6 +33,18 @@ class IntakeMetrics(Protocol):
     def events_rejected_total(self) -> Counter: ...
     @property
     def last_event_timestamp_seconds(self) -> Gauge: ...
+    @property
+    def events_deduplicated_total(self) -> CounterChild: ...  # unlabelled
+    @property
+    def events_dropped_live_total(self) -> CounterChild: ...  # unlabelled
+
+
+class LiveGate(Protocol):
+    """Dedupe and overload hooks for outbox events (``catchup.CatchUp``); sync, cheap."""
+
+    def is_duplicate(self, event: Event) -> bool: ...
+    def dispatched(self, event: Event) -> None: ...
+    def dropped(self, event: Event) -> None: ...
 
 
 class Intake:
@@ -42,6 +59,7 @@ class Intake:
         clock: Clock,
         metrics: IntakeMetrics | None = None,
         limits: Limits | None = None,
+        gate: LiveGate | None = None,
     ) -> None:
         self._org_id = org_id
         self._topics = frozenset(topics)
@@ -49,6 +67,7 @@ class Intake:
         self._clock = clock
         self._metrics = metrics
         self._limits = limits or Limits()
+        self._gate = gate
 
     def __call__(self, channel_topic: str, message: Mapping[str, Any]) -> None:
         # Runs on the client's listen task: an exception here would end all delivery.
@@ -76,4 +95,15 @@ class Intake:
         if self._metrics is not None:
             self._metrics.events_received_total.labels(topic=event.topic).inc()
             self._metrics.last_event_timestamp_seconds.labels(topic=event.topic).set(now)
-        self._offer(event)  # a full queue is counted by the dispatcher
+        gate = self._gate
+        if gate is None or event.event_id is None:
+            self._offer(event)  # a full queue is counted by the dispatcher
+        elif gate.is_duplicate(event):
+            if self._metrics is not None:
+                self._metrics.events_deduplicated_total.inc()
+        elif self._offer(event):
+            gate.dispatched(event)  # no await in between: it cannot finish before this
+        else:
+            if self._metrics is not None:
+                self._metrics.events_dropped_live_total.inc()
+            gate.dropped(event)

@@ -9,10 +9,18 @@ only, and reconnects from inside ``send()``. This module keeps all of that in on
   the channel's current join ref belongs to an older join and is dropped;
 * ``set_auth`` is bounded by a timeout and never waits for a reply (Realtime sends none);
 * a join that fails is torn down, so the client's own rejoin timer does not retry it
-  behind the supervisor's back (the supervisor owns the backoff).
+  behind the supervisor's back (the supervisor owns the backoff);
+* a heartbeat watchdog (``check_heartbeat``): the client sends Phoenix heartbeats at most
+  every 15 s (``max(hb_interval, 15)``) and ignores their replies, so a stalled network
+  (TCP open, nothing arriving) is only noticed by websockets' keepalive after 20 s + 20 s.
+  The adapter sends its own heartbeat every ``heartbeat_s`` and notes the time of every
+  frame received; a heartbeat left unanswered while nothing arrived for two intervals
+  means the socket is dead: it is aborted and the supervisor rebuilds the client.
 
-Private members of the client used here: ``_listen_task`` (it runs the reconnect loop and
-ends when the client gives up) and ``channel._handle_message`` (wrapped). Re-check both
+Private members of the client used here (pinned: realtime==2.34.1): ``_listen_task`` (it
+runs the reconnect loop and ends when the client gives up), ``channel._handle_message``
+(wrapped), ``_reconnect`` (counted), ``_on_connect`` (wrapped to observe each new socket's
+``recv``) and ``_ws_connection`` (the watchdog's heartbeats and abort). Re-check them all
 when upgrading ``realtime``.
 """
 
@@ -21,14 +29,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
-from realtime.message import ChannelCloseMessage, ChannelErrorMessage, ServerMessage
+from realtime.message import (
+    ChannelCloseMessage,
+    ChannelErrorMessage,
+    Message,
+    ServerMessage,
+    ServerMessageAdapter,
+)
 from realtime.types import ChannelEvents, RealtimeChannelOptions
+from websockets.asyncio.client import ClientConnection
 
 from worker._intake import Intake, IntakeMetrics
 from worker.errors import JoinRefused, RealtimeError
@@ -144,14 +161,21 @@ class RealtimeAdapter:
         url: str,
         apikey: str,
         join_timeout_s: float = 20.0,
-        heartbeat_s: float = 25.0,
+        heartbeat_s: float = 10.0,
         max_retries: int = 1_000_000,
         initial_backoff_s: float = 1.0,
         client_factory: ClientFactory | None = None,
     ) -> None:
         """``url`` is ``<supabase_url>/realtime/v1``; ``apikey`` the anon key (never a JWT:
-        it is reused in the URL of every reconnect)."""
+        it is reused in the URL of every reconnect). ``heartbeat_s`` paces the watchdog's
+        heartbeats (not floored); the client's own stay at ``max(ceil(heartbeat_s), 15)``."""
         self.join_timeout_s = join_timeout_s
+        self.heartbeat_s = heartbeat_s
+        self.heartbeats_sent = 0  # by the watchdog
+        self._last_frame_at = time.monotonic()  # or the time the current socket opened
+        self._last_probe_at = 0.0
+        self._probe_pending_since: float | None = None  # oldest heartbeat no frame followed
+        self._sink: MessageSink | None = None  # the intake, for broadcasts the client drops
 
         def default_factory() -> AsyncRealtimeClient:
             return AsyncRealtimeClient(
@@ -181,7 +205,105 @@ class RealtimeAdapter:
             await original(error)
 
         client._reconnect = counted  # type: ignore[method-assign]
+        on_connect = getattr(client, "_on_connect", None)
+        if on_connect is None:
+            return client
+
+        async def observed_connect() -> None:
+            # Called by connect() with the new socket in place, before its listen task runs.
+            ws = client._ws_connection
+            if ws is not None:
+                self._observe(client, ws)
+            await on_connect()
+
+        client._on_connect = observed_connect  # type: ignore[method-assign]
         return client
+
+    def _observe(self, client: AsyncRealtimeClient, ws: ClientConnection) -> None:
+        """Note the time of every frame the client's listen task receives on ``ws``, and
+        screen out the broadcasts the client would drop unseen (``_screened``)."""
+        self._frame_seen(client)  # a new socket starts the silence clock afresh
+        # websockets closes the socket (1009) on a message above 1 MiB, losing everything in
+        # flight: let the server's largest broadcasts in; the parser rejects them as too_large.
+        ws.protocol.max_size = MAX_FRAME_BYTES
+        recv = ws.recv
+
+        async def observed(*args: Any, **kwargs: Any) -> Any:
+            while True:
+                data = await recv(*args, **kwargs)
+                self._frame_seen(client)
+                try:
+                    screened = self._screened(data)
+                except Exception:  # raising here would end the client's listen task
+                    _log.exception("screening a Realtime frame failed; passing it on")
+                    screened = False
+                if not screened:
+                    return data
+
+        ws.recv = observed  # type: ignore[method-assign]
+
+    def _screened(self, data: str | bytes) -> bool:
+        """True when ``data`` is a broadcast the client cannot read, handed to the intake.
+
+        The client validates every frame with pydantic and drops what fails with an ERROR
+        line holding the whole frame: payloads that are not objects, lone surrogates, JSON
+        nested deeper than pydantic parses. Such broadcasts go to the intake instead, whose
+        parser rejects (and counts) or accepts them like any other; other frames pass on.
+        """
+        try:
+            ServerMessageAdapter.validate_json(data)
+        except ValueError:  # pydantic's ValidationError
+            pass
+        else:
+            return False
+        sink = self._sink
+        frame = _loads(data)
+        if isinstance(frame, dict):
+            topic, message = frame.get("topic"), frame.get("payload")
+            if frame.get("event") != "broadcast" or not isinstance(topic, str):
+                return False  # not an event: the client logs and drops it
+        else:
+            topic, message = _topic_in(data), data  # not even JSON: rejected as malformed
+            if topic is None:
+                _log.warning("dropped an undecodable Realtime frame of %d bytes", len(data))
+                return True
+        if sink is not None:
+            sink(topic, cast(Mapping[str, Any], message))  # the parser takes any object
+        return True
+
+    def _frame_seen(self, client: AsyncRealtimeClient) -> None:
+        if client is self._client:
+            self._last_frame_at = time.monotonic()
+            self._probe_pending_since = None
+
+    async def check_heartbeat(self, *, timeout_s: float = 1.0) -> float | None:
+        """The stall watchdog; the supervisor calls it about once a second.
+
+        Sends a Phoenix heartbeat when one is due (straight on the socket: ``client.send``
+        would reconnect inline on a dead socket). Returns None while the socket is alive or
+        down anyway; returns the seconds of silence when a heartbeat has gone unanswered for
+        ``heartbeat_s`` and nothing at all arrived for two intervals. The stalled socket is
+        then aborted (and its client will not reconnect): the caller must ``rebuild()``.
+        """
+        client = self._client
+        ws = client._ws_connection
+        if ws is None:
+            self._probe_pending_since = None
+            return None
+        now = time.monotonic()
+        silence = now - self._last_frame_at
+        pending = self._probe_pending_since
+        interval = self.heartbeat_s
+        if pending is not None and now - pending >= interval and silence >= 2 * interval:
+            _abandon(client)
+            return silence
+        if now - self._last_probe_at >= interval:
+            self._last_probe_at = now
+            if self._probe_pending_since is None:
+                self._probe_pending_since = now
+            await _send_heartbeat(ws, timeout_s)
+            self.heartbeats_sent += 1
+        return None
 
     @property
     def is_connected(self) -> bool:
@@ -229,6 +351,7 @@ class RealtimeAdapter:
         channel is left so the client does not keep rejoining it on its own.
         """
         await self._discard(channel_topic)
+        self._sink = sink
         self._client.access_token = jwt  # read by the join payload
         handle = ChannelHandle(topic, self._client.channel(channel_topic, _channel_options()), sink)
         handle.channel.on_broadcast("*", handle.on_broadcast)
@@ -285,13 +408,58 @@ class RealtimeAdapter:
     async def rebuild(self, *, timeout_s: float = 5.0) -> None:
         """Replace the client with a new one (old channels are gone; resubscribe)."""
         old = self._client
+        # Its tasks may outlive a close cut short by the timeout: never let them reconnect.
+        old.auto_reconnect = False
         self._client = self._instrumented(self._factory())
         self.generation += 1
+        self._last_frame_at = time.monotonic()
+        self._probe_pending_since = None
         await _close_client(old, timeout_s)
 
     async def close(self, *, timeout_s: float = 5.0) -> None:
         """Leave every channel and close the socket, each step bounded."""
         await _close_client(self._client, timeout_s)
+
+
+#: Realtime accepts payloads up to 3000 KB (+ 500 B) on its largest plans.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+_TOPIC_RE = re.compile(r'"topic"\s*:\s*"(realtime:[^"\\]{1,300})"')
+
+
+def _loads(data: str | bytes) -> object:
+    """The JSON value of ``data``, or None when it is not JSON (or nests too deep)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _topic_in(data: str | bytes) -> str | None:
+    """The channel topic of a frame that is not JSON, if one can be seen near its start."""
+    head = data[:2000] if isinstance(data, str) else data[:2000].decode("utf-8", "replace")
+    found = _TOPIC_RE.search(head)
+    return found.group(1) if found else None
+
+
+_HEARTBEAT = Message(topic="phoenix", event="heartbeat", payload={}, ref=None).model_dump_json()
+
+
+async def _send_heartbeat(ws: ClientConnection, timeout_s: float) -> None:
+    """One Phoenix heartbeat on ``ws``, bounded; a failure is the listen task's to report."""
+    with anyio.move_on_after(timeout_s), suppress(Exception):
+        await ws.send(_HEARTBEAT)
+
+
+def _abandon(client: AsyncRealtimeClient) -> None:
+    """Cut a stalled client's socket at once, and keep the client from reconnecting.
+
+    A close handshake would wait for a peer that answers nothing, and the socket must not
+    come back to life when the network does (its channels would deliver every event twice).
+    """
+    client.auto_reconnect = False
+    ws = client._ws_connection
+    if ws is not None:
+        ws.transport.abort()
 
 
 async def _close_client(client: AsyncRealtimeClient, timeout_s: float) -> None:

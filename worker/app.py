@@ -1,14 +1,18 @@
-"""``Worker``: one organization's token manager, Realtime supervisor, dispatcher and HTTP.
+"""``Worker``: one organization's token manager, Realtime supervisor, dispatcher, outbox
+delivery and HTTP.
 
 ``run()`` owns one task group. Children start in order, each reporting ready before the
-next: the token manager (first verified token), the dispatcher, the supervisor (first join
-attempt on every channel), the HTTP server (bound port). A crash in any child ends
-``run()`` with that error. Shutdown is staged: stop intake, let in-flight handlers finish
-within the grace period, leave channels and close the socket, stop HTTP last.
+next: the token manager (first verified token), the dispatcher, delivery (catch-up and
+checkpoints; ready at once, the checkpoint loads in the background), the supervisor (first
+join attempt on every channel), the HTTP server (bound port). A crash in any child ends
+``run()`` with that error. Shutdown is staged: stop catch-up, stop intake and let in-flight
+handlers finish within the grace period, save the checkpoint, leave channels and close the
+socket, stop HTTP last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -17,13 +21,17 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
+from postgrest import AsyncPostgrestClient
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
 from worker._intake import Intake
 from worker._realtime import RealtimeAdapter
+from worker.catchup import finisher
+from worker.checkpoint import Delivery
 from worker.clock import Clock, SystemClock
 from worker.context import ContextFactory, make_data_client
+from worker.delivery import Ledger
 from worker.dispatch import Dispatcher
 from worker.errors import sole_error
 from worker.http import HealthChecks, HttpServer
@@ -62,6 +70,7 @@ class Worker:
         self.tokens: TokenManager | None = None
         self.supervisor: Supervisor | None = None
         self.dispatcher: Dispatcher | None = None
+        self.delivery: Delivery | None = None
 
     async def run(
         self, stop: anyio.Event, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
@@ -80,8 +89,12 @@ class Worker:
 
     async def _run(self, stop: anyio.Event, task_status: TaskStatus[int]) -> None:
         s = self.settings
-        async with httpx.AsyncClient(timeout=15.0) as http, anyio.create_task_group() as tg:
+        async with contextlib.AsyncExitStack() as resources:
+            http = await resources.enter_async_context(httpx.AsyncClient(timeout=15.0))
             tokens = self._token_manager(http)
+            data = make_data_client(s.supabase_url, s.supabase_anon_key.get_secret_value(), tokens)
+            await resources.enter_async_context(data)  # closed after every child has ended
+            tg = await resources.enter_async_context(anyio.create_task_group())
             await tg.start(tokens.run)
             adapter = RealtimeAdapter(
                 url=f"{s.supabase_url}/realtime/v1",
@@ -89,14 +102,21 @@ class Worker:
                 join_timeout_s=s.realtime_join_timeout_s,
                 heartbeat_s=s.realtime_heartbeat_s,
             )
-            dispatcher = self._dispatcher(tokens, adapter)
+            ledger = Ledger(settle_s=s.settle_s)
+            dispatcher = self._dispatcher(data, adapter, ledger)
             await tg.start(dispatcher.run)
+            delivery = Delivery(
+                s, data, ledger=ledger, put=dispatcher.put, clock=self.clock, metrics=self.metrics
+            )
+            self.delivery = delivery
+            await tg.start(delivery.run)
             intake = Intake(
                 org_id=s.org_id,
                 topics=s.topics,
                 offer=dispatcher.offer,
                 clock=self.clock,
                 metrics=self.metrics,
+                gate=delivery.catchup,
             )
             supervisor = Supervisor(
                 link=adapter,
@@ -106,6 +126,7 @@ class Worker:
                 sink=intake,
                 clock=self.clock,
                 metrics=self.metrics,
+                on_joined=delivery.catchup.on_joined,
             )
             tokens.add_listener(supervisor.on_token)
             self.tokens, self.dispatcher, self.supervisor = tokens, dispatcher, supervisor
@@ -121,7 +142,7 @@ class Worker:
             )
             task_status.started(self.http_port)
             await stop.wait()
-            await self._shutdown(tg, dispatcher, supervisor)
+            await self._shutdown(tg, dispatcher, delivery, supervisor)
 
     def _token_manager(self, http: httpx.AsyncClient) -> TokenManager:
         s = self.settings
@@ -135,9 +156,10 @@ class Worker:
             metrics=self.metrics,
         )
 
-    def _dispatcher(self, tokens: TokenManager, adapter: RealtimeAdapter) -> Dispatcher:
+    def _dispatcher(
+        self, data: AsyncPostgrestClient, adapter: RealtimeAdapter, ledger: Ledger
+    ) -> Dispatcher:
         s = self.settings
-        data = make_data_client(s.supabase_url, s.supabase_anon_key.get_secret_value(), tokens)
         contexts = ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter)
         return Dispatcher(
             registry=self.handlers,
@@ -148,6 +170,7 @@ class Worker:
             handler_timeout_s=s.handler_timeout_s,
             max_attempts=s.handler_max_attempts,
             metrics=self.metrics,
+            on_done=finisher(ledger),
         )
 
     def _register_checks(self, tokens: TokenManager, supervisor: Supervisor) -> None:
@@ -180,15 +203,19 @@ class Worker:
             out["realtime"] = dataclasses.asdict(self.supervisor.statistics())
         if self.dispatcher is not None:
             out["dispatch"] = dataclasses.asdict(self.dispatcher.statistics())
+        if self.delivery is not None:
+            out["delivery"] = self.delivery.statistics()
         return out
 
     async def _shutdown(
-        self, tg: TaskGroup, dispatcher: Dispatcher, supervisor: Supervisor
+        self, tg: TaskGroup, dispatcher: Dispatcher, delivery: Delivery, supervisor: Supervisor
     ) -> None:
         grace = self.settings.shutdown_grace_s
         _log.info("stopping: draining in-flight handlers", extra={"grace_s": grace})
+        delivery.stop_catchup()  # no new puts: what is not queued yet is read after restart
         with anyio.CancelScope(shield=True):
-            for step in (dispatcher.drain(grace), supervisor.close()):
+            steps = (dispatcher.drain(grace), delivery.final_save(), supervisor.close())
+            for step in steps:
                 with anyio.move_on_after(grace + CLOSE_TIMEOUT_S):
                     try:
                         await step

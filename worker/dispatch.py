@@ -1,11 +1,12 @@
 """The dispatcher: a bounded queue between the Realtime callbacks and the handlers.
 
-Callbacks ``offer()`` events without ever blocking; ``concurrency`` consumers take them and
-run every matching handler under a per-call timeout. A failed attempt is retried with
-capped, jittered exponential backoff (``Retry(after_s=...)`` sets the wait) until
-``max_attempts``; ``NonRetryable`` and exhausted retries dead-letter the event: one ERROR
-line and a metric, never an exception that could stop other events. On retry only the
-handlers that have not yet succeeded run again.
+Callbacks ``offer()`` events without ever blocking; catch-up ``put()``s them, waiting for
+room. ``concurrency`` consumers take them in queue order and run every matching handler
+under a per-call timeout. A failed attempt is retried with capped, jittered exponential
+backoff (``Retry(after_s=...)`` sets the wait) until ``max_attempts``; ``NonRetryable``
+and exhausted retries dead-letter the event: one ERROR line and a metric, never an
+exception that could stop other events. On retry only the handlers that have not yet
+succeeded run again.
 
 Each event ends in one canonical log line (``org_id``, ``topic``, ``event``, ``event_id``,
 ``duration_ms``, ``outcome``) and one ``on_done(event, outcome)`` call (for checkpoints).
@@ -113,6 +114,21 @@ class Dispatcher:
             pass  # run() has ended
         self._count_reject("shutting_down")
         return False
+
+    async def put(self, event: Event) -> bool:
+        """Queue ``event``, waiting for room (catch-up's path; the live path uses ``offer``).
+
+        False once the dispatcher stops accepting (shutdown): the event was not queued.
+        """
+        if not self._accepting:
+            return False
+        try:
+            await self._send.send(event)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return False
+        self._counts["offered"] += 1
+        self._set_depth()
+        return True
 
     def _count_reject(self, reason: str) -> None:
         if self._metrics is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ def _name(value: object, what: str, limits: Limits) -> str:
         raise RejectedEvent("malformed", f"{what} must be a non-empty string")
     if len(value) > limits.max_name_len:
         raise RejectedEvent("malformed", f"{what} is longer than {limits.max_name_len}")
+    _check_text(value)
     return value
 
 
@@ -210,8 +212,18 @@ def _check_size(payload: Mapping[str, Any], limits: Limits) -> None:
             raise RejectedEvent("too_large", "the payload exceeds the size limit")
 
 
+# UTF-16 surrogates: JSON can carry them escaped ("\ud800"), UTF-8 cannot encode them alone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(value: str) -> None:
+    if not value.isascii() and _SURROGATE.search(value):
+        raise RejectedEvent("malformed", "a string is not valid Unicode (a lone surrogate)")
+
+
 def _node_size(value: object, depth: int, stack: list[tuple[object, int]]) -> int:
     if isinstance(value, str):
+        _check_text(value)
         return len(value) + 2
     if value is None or isinstance(value, bool | int | float):
         return _SCALAR_SIZE
@@ -219,6 +231,7 @@ def _node_size(value: object, depth: int, stack: list[tuple[object, int]]) -> in
         for key, item in value.items():
             if not isinstance(key, str):
                 raise RejectedEvent("malformed", "object keys must be strings")
+            _check_text(key)
             stack.append((item, depth + 1))
         return sum(len(k) + 4 for k in value)
     if isinstance(value, list | tuple):

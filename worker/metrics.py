@@ -16,6 +16,7 @@ __all__ = [
     "CLOSE_REASONS",
     "HANDLED_RESULTS",
     "JOIN_RESULTS",
+    "OUTBOX_OPERATIONS",
     "RECONNECT_REASONS",
     "REJECT_REASONS",
     "TOKEN_RESULTS",
@@ -42,6 +43,7 @@ CLOSE_REASONS = (
     "other",
 )
 HANDLED_RESULTS = ("success", "error", "dead_letter", "timeout")
+OUTBOX_OPERATIONS = ("load", "catchup", "save")
 REJECT_REASONS = ("malformed", "wrong_org", "unknown_topic", "unknown_event", "too_large")
 
 _FAST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -167,6 +169,14 @@ class Metrics:
         self.outbox_lag_events = Gauge(
             P + "outbox_lag_events", "Outbox events not yet checkpointed", registry=r
         )
+        self.outbox_failures_total = Counter(
+            P + "outbox_failures",
+            "Failed data API calls of catch-up and checkpoints, by operation",
+            ["operation"],
+            registry=r,
+        )
+        for operation in OUTBOX_OPERATIONS:
+            self.outbox_failures_total.labels(operation=operation)
 
     def init_topics(self, topics: Iterable[str]) -> None:
         """Create every topic series at zero, so dashboards and alerts see them from start."""

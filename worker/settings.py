@@ -84,7 +84,11 @@ class Settings:
     consumer: str = "default"
     log_level: str = "INFO"
     realtime_join_timeout_s: float = 20.0
-    realtime_heartbeat_s: float = 25.0
+    realtime_heartbeat_s: float = 10.0
+    settle_s: float = 10.0
+    catchup_interval_s: float = 30.0
+    catchup_page_size: int = 500
+    checkpoint_interval_s: float = 2.0
 
     @property
     def channel_topics(self) -> list[str]:
@@ -271,7 +275,7 @@ def _read_worker(r: _Reader) -> dict[str, object]:
     port = r.number("WORKER_HTTP_PORT", 9464, int, 0)
     if port > 65535:
         r.problems.append(f"WORKER_HTTP_PORT={port} is too large: set a port <= 65535")
-    return {
+    return _read_delivery(r) | {
         "topics": topics,
         "handlers": r.names("WORKER_HANDLERS", "", _IMPORT_PATH_RE, "an import path like pkg.mod"),
         "http_host": r.raw("WORKER_HTTP_HOST") or "0.0.0.0",  # noqa: S104 - scraped from outside
@@ -285,5 +289,24 @@ def _read_worker(r: _Reader) -> dict[str, object]:
         "consumer": consumer,
         "log_level": level,
         "realtime_join_timeout_s": r.number("REALTIME_JOIN_TIMEOUT_SECONDS", 20.0, float, 0.001),
-        "realtime_heartbeat_s": r.number("REALTIME_HEARTBEAT_SECONDS", 25.0, float, 0.001),
+        "realtime_heartbeat_s": r.number("REALTIME_HEARTBEAT_SECONDS", 10.0, float, 0.001),
+    }
+
+
+#: ``org_events_after`` returns at most this many rows per call.
+MAX_CATCHUP_PAGE_SIZE = 1000
+
+
+def _read_delivery(r: _Reader) -> dict[str, object]:
+    page = r.number("WORKER_CATCHUP_PAGE_SIZE", 500, int, 1)
+    if page > MAX_CATCHUP_PAGE_SIZE:
+        r.problems.append(
+            f"WORKER_CATCHUP_PAGE_SIZE={page} is too large: set at most {MAX_CATCHUP_PAGE_SIZE} "
+            "(the outbox RPC returns no more rows per call)"
+        )
+    return {
+        "settle_s": r.number("WORKER_SETTLE_SECONDS", 10.0, float, 0),
+        "catchup_interval_s": r.number("WORKER_CATCHUP_INTERVAL_SECONDS", 30.0, float, 0.05),
+        "catchup_page_size": page,
+        "checkpoint_interval_s": r.number("WORKER_CHECKPOINT_INTERVAL_SECONDS", 2.0, float, 0.05),
     }

@@ -5,6 +5,8 @@ Once per ``tick_s`` (injected clock) it repairs what the official client will no
 * socket down and the client's own reconnect loop over (it gives up silently after
   ``max_retries``): reconnect, with our own capped, jittered backoff;
 * socket up but the listen task dead (nothing would be delivered): rebuild the client;
+* socket up but silent, a heartbeat unanswered (a network stall; the adapter's watchdog):
+  rebuild the client, counted as ``realtime_reconnects_total{reason="heartbeat_timeout"}``;
 * channel closed by the server (``system`` error + ``phx_close``: token expired, permission
   revoked, too many messages...; a close is final in the client): join a new channel with
   the newest token, after a backoff that depends on the reason;
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 from anyio.abc import TaskStatus
@@ -67,6 +69,7 @@ class Supervisor:
         metrics: SupervisorMetrics | None = None,
         timing: SupervisorTiming | None = None,
         rng: random.Random | None = None,
+        on_joined: Callable[[str], None] | None = None,
     ) -> None:
         self._link = link
         self._tokens = tokens
@@ -82,6 +85,11 @@ class Supervisor:
         self._losses_seen = 0  # link.socket_losses already counted
         self._closed = False
         self._ticks = 0
+        # on_joined(topic): a channel is joined again after being down, closed or new (what
+        # was broadcast meanwhile is lost). Topics the client rejoins by itself after a
+        # socket loss are announced when next seen joined.
+        self._joined_hook = on_joined
+        self._rejoined: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -159,6 +167,10 @@ class Supervisor:
                 self._set_state(topic, "closed", now)
         self._count_losses()
         if link.is_connected:
+            silent_s = await link.check_heartbeat()
+            if silent_s is not None:
+                await self._on_stalled(silent_s, now)
+                return False
             self._was_connected = True
             return True
         if self._was_connected:
@@ -170,6 +182,21 @@ class Supervisor:
         if link.is_reconnecting or now < self._socket_next:
             return False
         return await self._connect(now)
+
+    async def _on_stalled(self, silent_s: float, now: float) -> None:
+        # TCP still open, nothing arriving (a network stall): websockets' own keepalive would
+        # take 40 s to notice. The adapter has cut the socket; start over on a new client.
+        _log.warning(
+            "nothing received from Realtime for %.1fs (heartbeats unanswered): the connection "
+            "is stalled; reconnecting on a new socket",
+            silent_s,
+        )
+        self._count("realtime_reconnects_total", reason="heartbeat_timeout")
+        await self._link.rebuild(timeout_s=self._t.leave_timeout_s)
+        self._was_connected = False
+        for topic in self._topics:
+            topic.handle = None
+            self._set_state(topic, "closed", now)
 
     async def _connect(self, now: float) -> bool:
         gave_up = self._link.give_up_error()
@@ -194,6 +221,8 @@ class Supervisor:
         losses = self._link.socket_losses
         for _ in range(losses - self._losses_seen):
             self._count("realtime_reconnects_total", reason="closed")
+        if losses > self._losses_seen:
+            self._rejoined.update(t.topic for t in self._topics)
         self._losses_seen = losses
 
     async def _repair_topic(self, t: TopicState, now: float) -> None:
@@ -212,6 +241,8 @@ class Supervisor:
             await self._join(t, now)
 
     def _on_joined(self, t: TopicState, now: float) -> None:
+        if t.state != "joined" or t.topic in self._rejoined:
+            self._announce_joined(t)
         if t.state != "joined":
             self._set_state(t, "joined", now)
         elif t.failures and now - t.since >= self._t.stable_after_s:
@@ -230,7 +261,9 @@ class Supervisor:
             reason,
             handle.last_error or "no reason given",
         )
-        self._schedule(t, reason, now)
+        delay = self._schedule(t, reason, now)
+        if reason == "permission_revoked":  # a policy or membership changed: say what to check
+            _log.error(UNAUTHORIZED_HELP, t.channel_topic, handle.last_error, t.topic, delay)
 
     async def _on_troubled(
         self, t: TopicState, handle: ChannelLike, state: str, now: float
@@ -267,6 +300,16 @@ class Supervisor:
             self._count("channel_joins_total", topic=t.topic, result="ok")
             self._set_state(t, "joined", self._clock.monotonic())
             _log.info("joined %s", t.channel_topic)
+            self._announce_joined(t)
+
+    def _announce_joined(self, t: TopicState) -> None:
+        self._rejoined.discard(t.topic)
+        if self._joined_hook is None:
+            return
+        try:
+            self._joined_hook(t.topic)
+        except Exception:  # a listener's bug must not stop supervision
+            _log.exception("the on_joined hook failed for %s", t.channel_topic)
 
     def _refused(self, t: TopicState, reason_text: str, now: float) -> None:
         reason = close_reason(reason_text)

@@ -89,9 +89,13 @@ class FakeLink:
         self.refuse: str | None = None
         self.channels: list[FakeChannel] = []
         self.socket_losses = 0
+        self.stalled_for: float | None = None
 
     def give_up_error(self) -> str | None:
         return None
+
+    async def check_heartbeat(self) -> float | None:
+        return self.stalled_for  # the heartbeat watchdog's verdict, set by the test
 
     async def connect(self, timeout_s: float) -> None:
         self.is_connected = True

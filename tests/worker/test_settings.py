@@ -38,7 +38,7 @@ def test_minimal_environment_gives_documented_defaults() -> None:
     assert (s.concurrency, s.queue_size, s.handler_max_attempts) == (8, 1000, 5)
     assert (s.handler_timeout_s, s.shutdown_grace_s) == (30.0, 20.0)
     assert (s.consumer, s.log_level) == ("default", "INFO")
-    assert (s.realtime_join_timeout_s, s.realtime_heartbeat_s) == (20.0, 25.0)
+    assert (s.realtime_join_timeout_s, s.realtime_heartbeat_s) == (20.0, 10.0)
     assert s.clerk_token_expires_in_s is None
     assert s.token_file is None
     assert s.clerk_secret_key == SecretStr(SECRET)

@@ -1,0 +1,265 @@
+"""At-least-once delivery end to end: outages, restarts, out-of-order commits, floods."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from devstack.stack import Stack
+from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
+from worker import Context, Event, HandlerRegistry
+from worker.app import Worker
+from worker.settings import Settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+TOPICS = ("events", "jobs")
+FAST = {
+    "WORKER_TOPICS": ",".join(TOPICS),
+    "WORKER_SETTLE_SECONDS": "1",
+    "WORKER_CATCHUP_INTERVAL_SECONDS": "1",
+    "WORKER_CHECKPOINT_INTERVAL_SECONDS": "1",
+}
+
+
+class Recorder:
+    """Records each handler call when it starts and when it finishes."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.started: list[Event] = []
+        self.finished: list[Event] = []
+        self.delay_s = delay_s
+        self.registry = HandlerRegistry()
+        for topic in TOPICS:
+            self.registry.add(topic, "*", self.handle)
+
+    async def handle(self, event: Event, ctx: Context) -> None:
+        self.started.append(event)
+        if self.delay_s:
+            await anyio.sleep(self.delay_s)  # simulated work
+        self.finished.append(event)
+
+    def ids(self, topic: str | None = None) -> list[int]:
+        return [
+            e.event_id
+            for e in self.started
+            if e.event_id is not None and (topic is None or e.topic == topic)
+        ]
+
+    def finished_ids(self) -> set[int]:
+        return {e.event_id for e in self.finished if e.event_id is not None}
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(f"realtime_worker_{name}", labels) or 0.0
+
+
+@asynccontextmanager
+async def running(stack: Stack, org: Org, recorder: Recorder, **env: str) -> AsyncIterator[Worker]:
+    settings = Settings.from_env(worker_env(stack, org, **(FAST | env)))
+    worker = Worker(settings, registry=recorder.registry)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.run, stop)
+        await eventually(lambda: worker.checks.failures() == {}, 20, "ready at start")
+        yield worker
+        stop.set()
+
+
+def passes(worker: Worker) -> int:
+    assert worker.delivery is not None
+    return worker.delivery.catchup.statistics().passes
+
+
+async def insert_across_topics(stack: Stack, org: Org, rounds: int) -> list[int]:
+    ids: list[int] = []
+    for _ in range(rounds):
+        for topic in TOPICS:
+            ids += await insert_events(stack.database_url, org.org_id, 1, topic=topic)
+    return ids
+
+
+async def test_events_missed_while_realtime_is_down_are_handled_once_in_outbox_order(
+    stack: Stack,
+) -> None:
+    org = provision(stack, "Acme")
+    recorder = Recorder()
+    control = stack.realtime.control
+    async with running(stack, org, recorder) as worker:
+        control.freeze_all(True)  # frames are dropped, pings unanswered
+        during = await insert_across_topics(stack, org, 6)
+        await eventually(lambda: set(recorder.ids()) >= set(during), 30, "caught up")
+        control.freeze_all(False)
+        after = await insert_across_topics(stack, org, 2)  # live again (and caught up too)
+        await eventually(lambda: set(recorder.ids()) >= set(after), 30, "handled after")
+        assert sample(worker.metrics_registry, "events_caught_up_total") >= len(during)
+    assert sorted(recorder.ids()) == sorted(during + after)  # each exactly once
+    for topic in TOPICS:
+        assert recorder.ids(topic) == sorted(recorder.ids(topic))  # started in outbox order
+
+
+async def test_a_restart_mid_stream_loses_nothing_and_repeats_only_what_was_in_flight(
+    stack: Stack,
+) -> None:
+    org = provision(stack, "Acme")
+    first, second = Recorder(delay_s=0.05), Recorder(delay_s=0.05)
+    inserted: list[int] = []
+    done_inserting = anyio.Event()
+
+    async def produce() -> None:
+        for _ in range(60):
+            inserted.extend(await insert_events(stack.database_url, org.org_id, 1))
+            await anyio.sleep(0.05)  # pacing the producer, not waiting for a result
+        done_inserting.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        # A zero grace cancels what is in flight at the stop, like a kill mid-handler.
+        async with running(stack, org, first, WORKER_SHUTDOWN_GRACE_SECONDS="0"):
+            await eventually(lambda: len(first.finished) >= 10, 30, "first worker busy")
+        async with running(stack, org, second) as worker:
+            await done_inserting.wait()
+            await eventually(
+                lambda: set(inserted) <= first.finished_ids() | second.finished_ids(),
+                30,
+                "every event handled by one worker or the other",
+            )
+            assert worker.delivery is not None
+    in_flight = {e.event_id for e in first.started} - first.finished_ids()
+    repeated = set(first.ids()) & set(second.ids())
+    assert repeated <= in_flight
+    assert len(second.ids()) == len(set(second.ids()))
+    keys = {e.event_id: e.idempotency_key for e in first.started}
+    again = [e for e in second.started if e.event_id in repeated]
+    assert all(keys[e.event_id] == e.idempotency_key for e in again)
+
+
+async def test_an_id_committed_after_a_higher_one_is_not_skipped(stack: Stack) -> None:
+    org = provision(stack, "Acme")
+    recorder = Recorder()
+    # Realtime frozen: only catch-up can deliver. A settle window longer than the gap
+    # between A's id allocation and its commit, as in production.
+    async with running(stack, org, recorder, WORKER_SETTLE_SECONDS="6") as worker:
+        stack.realtime.control.freeze_all(True)
+        conn_a = await asyncpg.connect(stack.database_url)
+        conn_b = await asyncpg.connect(stack.database_url)
+        try:
+            tx_a, tx_b = conn_a.transaction(), conn_b.transaction()
+            await tx_a.start()
+            await tx_b.start()
+            id_a = await _insert(conn_a, org.org_id)
+            id_b = await _insert(conn_b, org.org_id)
+            await tx_b.commit()
+            await eventually(lambda: id_b in recorder.ids(), 15, "the higher id handled")
+            after_b = passes(worker)
+            await eventually(lambda: passes(worker) >= after_b + 1, 15, "one more pass")
+            await tx_a.commit()
+        finally:
+            await conn_a.close()
+            await conn_b.close()
+        assert id_a < id_b
+        await eventually(lambda: id_a in recorder.ids(), 15, "the lower id handled")
+        stack.realtime.control.freeze_all(False)
+    assert sorted(recorder.ids()) == [id_a, id_b]
+
+
+async def _insert(conn: asyncpg.Connection, org_id: str) -> int:
+    value: int = await conn.fetchval(
+        "insert into org_events (org_id, topic, event, payload) "
+        "values ($1, 'events', 'task.created', $2) returning id",
+        org_id,
+        json.dumps({"writer": True}),
+    )
+    return value
+
+
+async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounded_memory(
+    stack: Stack,
+) -> None:
+    org = provision(stack, "Acme")
+    recorder = Recorder(delay_s=0.01)
+    env = {"WORKER_QUEUE_SIZE": "5", "WORKER_CONCURRENCY": "1"}
+    async with running(stack, org, recorder, **env) as worker:
+        registry = worker.metrics_registry
+        assert worker.dispatcher is not None
+        dispatcher = worker.dispatcher
+        depths: list[int] = []
+
+        async def watch_depth() -> None:
+            while True:
+                depths.append(dispatcher.statistics().queued)
+                await anyio.sleep(0.01)  # sampling interval
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_depth)
+            inserted = await _insert_burst(stack, org.org_id, 300)
+            started = time.monotonic()
+            await eventually(
+                lambda: sample(registry, "events_received_total", topic="events") >= 300,
+                10,
+                "the listener took every live frame",
+            )
+            took_s = time.monotonic() - started
+            await eventually(lambda: set(recorder.ids()) >= set(inserted), 60, "all handled")
+            tg.cancel_scope.cancel()
+        assert sample(registry, "events_dropped_live_total") > 0
+        assert sample(registry, "events_caught_up_total") > 0
+        assert sample(registry, "realtime_reconnects_total", reason="closed") == 0
+    assert took_s < 300 * 0.01  # faster than the handler: the listener never waited for it
+    assert max(depths) <= 5
+    assert sorted(recorder.ids()) == sorted(inserted)
+
+
+async def _insert_burst(stack: Stack, org_id: str, count: int) -> list[int]:
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = await conn.fetch(
+            "insert into org_events (org_id, topic, event, payload) "
+            "select $1, 'events', 'task.created', jsonb_build_object('n', n) "
+            "from generate_series(1, $2) as n returning id",
+            org_id,
+            count,
+        )
+    finally:
+        await conn.close()
+    return [r["id"] for r in rows]
+
+
+@pytest.mark.timeout(180)
+async def test_events_missed_during_a_clerk_outage_past_token_expiry_are_handled(
+    stack: Stack,
+) -> None:
+    org = provision(stack, "Acme")
+    recorder = Recorder()
+    async with running(stack, org, recorder) as worker:
+        assert worker.tokens is not None
+        assert worker.supervisor is not None
+        tokens, supervisor = worker.tokens, worker.supervisor
+        registry = worker.metrics_registry
+        stack.clerk.fail_next_tokens(10_000, 503)
+        await eventually(lambda: tokens.state == "expired", 15, "the token expired")
+        await eventually(
+            lambda: all(c.state != "joined" for c in supervisor.statistics().channels),
+            15,
+            "the server closed the channels",
+        )
+        early = await insert_across_topics(stack, org, 2)  # no live path any more
+        # The data API allows 30 s of clock skew past exp; then catch-up is refused too.
+        await eventually(
+            lambda: sample(registry, "outbox_failures_total", operation="catchup") >= 1,
+            60,
+            "catch-up refused on the expired token",
+        )
+        late = await insert_across_topics(stack, org, 2)  # neither path works now
+        stack.clerk.clear_faults()
+        inserted = early + late
+        await eventually(lambda: set(recorder.ids()) >= set(inserted), 60, "all handled")
+        assert sample(registry, "events_caught_up_total") >= len(inserted)
+    assert sorted(recorder.ids()) == sorted(inserted)
