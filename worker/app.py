@@ -38,7 +38,7 @@ from worker.http import HealthChecks, HttpServer
 from worker.metrics import Metrics
 from worker.registry import HandlerRegistry, load_handlers
 from worker.settings import Settings
-from worker.supervisor import Supervisor
+from worker.supervisor import Supervisor, SupervisorTiming
 from worker.tokens import TokenManager, TokenSource, TokenVerifier, source_from_settings
 
 _log = logging.getLogger("worker.app")
@@ -56,8 +56,10 @@ class Worker:
         clock: Clock | None = None,
         metrics_registry: CollectorRegistry | None = None,
         token_source: TokenSource | None = None,
+        supervisor_timing: SupervisorTiming | None = None,
     ) -> None:
         self.settings = settings
+        self._supervisor_timing = supervisor_timing  # tests shrink backoffs and floors
         self.handlers = registry or load_handlers(settings.handlers)
         self.handlers.validate(settings.topics)  # fail at start, not at the first event
         self.clock = clock or SystemClock()
@@ -127,6 +129,7 @@ class Worker:
                 clock=self.clock,
                 metrics=self.metrics,
                 on_joined=delivery.catchup.on_joined,
+                timing=self._supervisor_timing,
             )
             tokens.add_listener(supervisor.on_token)
             self.tokens, self.dispatcher, self.supervisor = tokens, dispatcher, supervisor

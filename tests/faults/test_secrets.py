@@ -1,0 +1,86 @@
+"""No secret ever leaves the worker: a CLI worker is run through Clerk failures, refused
+tokens, socket drops and a tenant reload at DEBUG level, then everything it wrote (logs,
+exception traces, /status, /metrics, /readyz) is searched for the Clerk secret key, the
+anon key and every session token Clerk minted for it, and for prefixes of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devstack.stack import Stack
+from tests.e2e.conftest import eventually, insert_events, provision, worker_env
+from tests.faults.support import WorkerProcess
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+PREFIX = 9  # "a prefix longer than 8 characters"
+
+
+def secret_fragments(secret: str) -> list[str]:
+    """What must never appear: the secret, and the start of each of its parts.
+
+    A JWT's header is the same for every token of a key and says nothing secret, so for a
+    JWT the payload and signature parts count: 9 characters from the start, the middle and
+    the end of each, so a copy cut off by a log formatter is caught too.
+    """
+    parts = secret.split(".")
+    if len(parts) != 3:
+        return [secret, secret[:PREFIX], secret[-PREFIX:]]
+    fragments = [secret]
+    for part in parts[1:]:
+        middle = len(part) // 2
+        fragments += [part[:PREFIX], part[middle : middle + PREFIX], part[-PREFIX:]]
+    return fragments
+
+
+async def test_a_fault_run_writes_no_secret_key_anon_key_or_token_anywhere(stack: Stack) -> None:
+    org = provision(stack, "Acme")
+    other = provision(stack, "Globex")
+    minted: list[str] = []
+    mint = stack.clerk.mint
+
+    def recording_mint(*args: Any, **kwargs: Any) -> str:
+        token = mint(*args, **kwargs)
+        minted.append(token)
+        return token
+
+    stack.clerk.mint = recording_mint  # type: ignore[method-assign]
+    control = stack.realtime.control
+    env = worker_env(stack, org, WORKER_LOG_LEVEL="DEBUG", WORKER_HANDLERS="worker.handlers.log")
+    worker = WorkerProcess(env)
+    served: list[str] = []
+    async with worker.run():
+        await eventually(lambda: worker.http_port is not None, 30, "the worker started")
+
+        def logged(fragment: str) -> bool:
+            return any(fragment in line for line in worker.stderr)
+
+        stack.clerk.fail_next_tokens(2, 503)
+        await eventually(lambda: logged("token refresh failed"), 15, "a 503 from Clerk")
+        stack.clerk.fail_next_tokens(1, 429, retry_after_s=1)
+        stack.clerk.set_token_org(org.session_id, other.org_id)
+        await eventually(lambda: logged("token is for organization"), 15, "a refused token")
+        stack.clerk.set_token_org(org.session_id, None)
+        stack.clerk.clear_faults()
+        control.drop_all()
+        await control.disconnect_all(1012)
+        inserted = await insert_events(stack.database_url, org.org_id, 3)
+        await eventually(
+            lambda: sum(line.count('"msg": "event handled"') for line in worker.stderr) >= 3,
+            30,
+            "events handled after the faults",
+        )
+        for path in ("/status", "/metrics", "/readyz", "/healthz"):
+            served.append((await worker.get(path)).text)
+        worker.terminate()
+    assert worker.returncode == 0
+    assert inserted
+    assert minted, "the stand-in minted tokens for the worker"
+    written = worker.text() + "\n".join(served)
+    assert '"level": "DEBUG"' in written  # the noisiest level was really on
+    secrets = [stack.env["CLERK_SECRET_KEY"], stack.env["SUPABASE_ANON_KEY"], *minted]
+    for secret in secrets:
+        for fragment in secret_fragments(secret):
+            assert fragment not in written, f"a fragment of a secret leaked: {fragment[:4]}..."
