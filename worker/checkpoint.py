@@ -26,7 +26,7 @@ from anyio.abc import TaskStatus
 from postgrest import AsyncPostgrestClient
 from postgrest.exceptions import APIError
 
-from worker._ports import Clock, Gauge
+from worker._ports import Clock, Counter, Gauge
 from worker.catchup import CatchUp, CatchUpMetrics
 from worker.delivery import Checkpoint, Ledger, Outbox, Position, parse_db_time
 from worker.errors import DataApiError
@@ -104,6 +104,8 @@ class CheckpointMetrics(Protocol):
     def checkpoint_event_id(self) -> Gauge: ...
     @property
     def outbox_lag_events(self) -> Gauge: ...
+    @property
+    def outbox_failures_total(self) -> Counter: ...
 
 
 class Checkpointer:
@@ -152,6 +154,8 @@ class Checkpointer:
             await self._outbox.save(checkpoint)
         except DataApiError as exc:
             self.failures += 1
+            if self._metrics is not None:
+                self._metrics.outbox_failures_total.labels(operation="save").inc()
             _log.warning("saving the checkpoint failed (%s); retrying later", exc)
             return False
         self._saved = checkpoint

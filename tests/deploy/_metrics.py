@@ -1,7 +1,9 @@
 """The metric names the worker exports: what the rules and the dashboard may read.
 
-The list is the issue's metric set. Later a test compares it with the worker's real
-/metrics; until then it is the contract the deploy files are checked against.
+The deploy files are checked against this list (test_metric_names.py), and the list
+against a real worker's /metrics (test_exported_metrics.py, and through a real Prometheus
+in test_prometheus_e2e.py): a metric added to or removed from worker/metrics.py must be
+added or removed here too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ COUNTERS = (
     "events_caught_up_total",
     "events_deduplicated_total",
     "events_dropped_live_total",
+    "outbox_failures_total",
 )
 GAUGES = (
     "build_info",

@@ -391,7 +391,9 @@ async def test_the_checkpoint_is_saved_only_when_it_moved() -> None:
 
 async def test_a_failed_checkpoint_save_is_counted_and_retried() -> None:
     rig = Rig()
-    saver = Checkpointer(outbox=rig.outbox, ledger=rig.ledger, clock=rig.clock)
+    saver = Checkpointer(
+        outbox=rig.outbox, ledger=rig.ledger, clock=rig.clock, metrics=rig.probe.metrics
+    )
     rig.outbox.commit(row(1))
     await rig.anchored_pass()
     rig.handle_all()
@@ -400,6 +402,7 @@ async def test_a_failed_checkpoint_save_is_counted_and_retried() -> None:
     assert await saver.save()
     assert rig.outbox.saves == [Checkpoint(1)]
     assert saver.failures == 1
+    assert rig.probe.value("outbox_failures_total", operation="save") == 1
 
 
 async def test_nothing_is_saved_before_the_checkpoint_was_loaded() -> None:
