@@ -33,7 +33,7 @@ lint: install
 # Every test: lint, types, then the whole suite. Without DATABASE_URL the suite
 # starts an embedded Postgres; with it, each run makes a throw-away database there.
 test: lint tools js
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadfile
 
 # Only the Postgres-level tests (migrations, RLS matrix); CI runs them against a second server version.
 test-db: install
@@ -47,3 +47,10 @@ demo: install
 
 clean:
 	rm -rf $(VENV) .devstack .tools tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# The long soak (tests/faults/test_soak.py): SOAK_MINUTES of 3 s tokens and a steady event stream.
+SOAK_MINUTES ?= 10
+.PHONY: soak
+soak: install
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m pytest -m slow -k soak tests/faults
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -200,19 +199,20 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_depth)
             inserted = await _insert_burst(stack, org.org_id, 300)
-            started = time.monotonic()
             await eventually(
                 lambda: sample(registry, "events_received_total", topic="events") >= 300,
                 10,
                 "the listener took every live frame",
             )
-            took_s = time.monotonic() - started
+            handled_then = len(recorder.ids())
             await eventually(lambda: set(recorder.ids()) >= set(inserted), 60, "all handled")
             tg.cancel_scope.cancel()
         assert sample(registry, "events_dropped_live_total") > 0
         assert sample(registry, "events_caught_up_total") > 0
         assert sample(registry, "realtime_reconnects_total", reason="closed") == 0
-    assert took_s < 300 * 0.01  # faster than the handler: the listener never waited for it
+    # A listener that waited for room could be at most queue + in-flight frames ahead of the
+    # handlers; it ran further ahead, so it never waited for them.
+    assert 300 - handled_then > 5 + 1
     assert max(depths) <= 5
     assert sorted(recorder.ids()) == sorted(inserted)
 
