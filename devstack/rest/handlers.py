@@ -19,6 +19,7 @@ from devstack.rest import sql as q
 from devstack.rest.auth import Identity, authenticate
 from devstack.rest.backend import Backend, RequestMeta
 from devstack.rest.errors import ApiError, invalid_body
+from devstack.rest.faults import DataApiFaults
 from devstack.rest.query import ReadQuery, parse_read
 from devstack.rest.writes import plan_write
 
@@ -42,20 +43,42 @@ def guarded(handler: Handler) -> Handler:
 class Routes:
     """The handlers, bound to one backend, keyring and row cap."""
 
-    def __init__(self, backend: Backend, keyring: Keyring, max_rows: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        keyring: Keyring,
+        max_rows: int,
+        faults: DataApiFaults | None = None,
+    ) -> None:
         self._backend = backend
         self._keyring = keyring
         self._max_rows = max_rows
+        self._faults = faults
 
     def add_to(self, app: web.Application) -> None:
         r = app.router
-        r.add_get(f"{PREFIX}/", guarded(self.root))
-        r.add_get(f"{PREFIX}/rpc/{{function}}", guarded(self.call_function))
-        r.add_post(f"{PREFIX}/rpc/{{function}}", guarded(self.call_function))
-        r.add_get(f"{PREFIX}/{{table}}", guarded(self.read))
+        wrap = self._wrap
+        r.add_get(f"{PREFIX}/", wrap(self.root))
+        r.add_get(f"{PREFIX}/rpc/{{function}}", wrap(self.call_function))
+        r.add_post(f"{PREFIX}/rpc/{{function}}", wrap(self.call_function))
+        r.add_get(f"{PREFIX}/{{table}}", wrap(self.read))
         for method in ("POST", "PATCH", "DELETE"):
-            r.add_route(method, f"{PREFIX}/{{table}}", guarded(self.write))
-        r.add_route("*", f"{PREFIX}/{{tail:.*}}", guarded(self.unmatched))
+            r.add_route(method, f"{PREFIX}/{{table}}", wrap(self.write))
+        r.add_route("*", f"{PREFIX}/{{tail:.*}}", wrap(self.unmatched))
+
+    def _wrap(self, handler: Handler) -> Handler:
+        """``guarded``, after the scripted fault of the request (if any) has played."""
+        faults = self._faults
+        if faults is None:
+            return guarded(handler)
+
+        @functools.wraps(handler)
+        async def faulty(request: web.Request) -> web.StreamResponse:
+            if not await faults.before(request, request.path.removeprefix(PREFIX)):
+                return web.Response()  # the connection was dropped: nothing will be sent
+            return await handler(request)
+
+        return guarded(faulty)
 
     def _begin(self, request: web.Request, profile_header: str) -> Identity:
         identity = authenticate(request.headers, request.query, self._keyring)
