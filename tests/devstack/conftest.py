@@ -19,14 +19,17 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import httpx
 import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from realtime import AsyncRealtimeClient
 
+from devstack.clerk import Clerk
 from devstack.jwt import Keyring
 from devstack.realtime import Realtime, RealtimeSettings
+from tests.devstack.clerk_support import FakeClock, bapi_client, org_session, served
 from tests.devstack.rawclient import V1, RawClient
 
 HS_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -212,3 +215,33 @@ def is_uuid(value: Any) -> bool:
 
 
 Pred = Callable[[Any], bool]
+
+
+# -- the Clerk stand-in on a loopback port (test_clerk*.py) ------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def token_format() -> int:
+    return 2
+
+
+@pytest.fixture
+async def clerk(clock: FakeClock, token_format: int) -> AsyncIterator[Clerk]:
+    async with served(clock, token_format) as instance:
+        yield instance
+
+
+@pytest.fixture
+async def bapi(clerk: Clerk) -> AsyncIterator[httpx.AsyncClient]:
+    async with bapi_client(clerk) as client:
+        yield client
+
+
+@pytest.fixture
+def session_id(clerk: Clerk) -> str:
+    return org_session(clerk)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -12,40 +10,10 @@ from tests.devstack.clerk_support import (
     SECRET,
     FakeClock,
     assert_clerk_error,
-    bapi_client,
     mint,
-    org_session,
-    served,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def token_format() -> int:
-    return 2
-
-
-@pytest.fixture
-async def clerk(clock: FakeClock, token_format: int) -> AsyncIterator[Clerk]:
-    async with served(clock, token_format) as instance:
-        yield instance
-
-
-@pytest.fixture
-async def bapi(clerk: Clerk) -> AsyncIterator[httpx.AsyncClient]:
-    async with bapi_client(clerk) as client:
-        yield client
-
-
-@pytest.fixture
-def session_id(clerk: Clerk) -> str:
-    return org_session(clerk)
 
 
 # -- BAPI objects -----------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -15,39 +14,14 @@ from devstack.clerk import Clerk
 from tests.devstack.clerk_support import (
     FakeClock,
     assert_clerk_error,
-    bapi_client,
     mint,
     minted_claims,
-    org_session,
-    served,
     verify,
 )
 
 pytestmark = pytest.mark.anyio
 
 CONTROL = "/__devstack/clerk"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def clerk(clock: FakeClock) -> AsyncIterator[Clerk]:
-    async with served(clock) as instance:
-        yield instance
-
-
-@pytest.fixture
-async def bapi(clerk: Clerk) -> AsyncIterator[httpx.AsyncClient]:
-    async with bapi_client(clerk) as client:
-        yield client
-
-
-@pytest.fixture
-def session_id(clerk: Clerk) -> str:
-    return org_session(clerk)
 
 
 # -- scripted failures ------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -14,6 +14,7 @@ import pytest
 from devstack.postgres import Server
 from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
+from worker import Context, Event, HandlerRegistry
 
 
 @pytest.fixture
@@ -98,3 +99,38 @@ async def eventually(
         while not predicate():  # noqa: ASYNC110 - polling state that has no event to await
             await anyio.sleep(0.05)
     assert predicate(), message
+
+
+class Recorder:
+    """A handler for every event of ``topics``: records each call when it starts (``events``)
+    and when it finishes (``finished``), after ``delay_s`` of simulated work."""
+
+    def __init__(self, topics: Iterable[str] = ("events",), delay_s: float = 0.0) -> None:
+        self.events: list[Event] = []
+        self.finished: list[Event] = []
+        self.delay_s = delay_s
+        self.registry = HandlerRegistry()
+        for topic in topics:
+            self.registry.add(topic, "*", self.handle)
+
+    async def handle(self, event: Event, ctx: Context) -> None:
+        self.events.append(event)
+        if self.delay_s:
+            await anyio.sleep(self.delay_s)  # simulated work
+        self.finished.append(event)
+
+    def ids(self, topic: str | None = None) -> list[int]:
+        """Outbox ids of the calls started so far (of ``topic`` if given), in order."""
+        return [
+            e.event_id
+            for e in self.events
+            if e.event_id is not None and (topic is None or e.topic == topic)
+        ]
+
+    def finished_ids(self) -> set[int]:
+        return {e.event_id for e in self.finished if e.event_id is not None}
+
+    def handled(self, ids: Iterable[int]) -> Callable[[], bool]:
+        """A condition for ``eventually``: every id in ``ids`` has been started."""
+        wanted = set(ids)
+        return lambda: wanted <= set(self.ids())

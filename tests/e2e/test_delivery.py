@@ -12,8 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
-from worker import Context, Event, HandlerRegistry
+from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision, worker_env
 from worker.app import Worker
 from worker.settings import Settings
 
@@ -26,34 +25,6 @@ FAST = {
     "WORKER_CATCHUP_INTERVAL_SECONDS": "1",
     "WORKER_CHECKPOINT_INTERVAL_SECONDS": "1",
 }
-
-
-class Recorder:
-    """Records each handler call when it starts and when it finishes."""
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.started: list[Event] = []
-        self.finished: list[Event] = []
-        self.delay_s = delay_s
-        self.registry = HandlerRegistry()
-        for topic in TOPICS:
-            self.registry.add(topic, "*", self.handle)
-
-    async def handle(self, event: Event, ctx: Context) -> None:
-        self.started.append(event)
-        if self.delay_s:
-            await anyio.sleep(self.delay_s)  # simulated work
-        self.finished.append(event)
-
-    def ids(self, topic: str | None = None) -> list[int]:
-        return [
-            e.event_id
-            for e in self.started
-            if e.event_id is not None and (topic is None or e.topic == topic)
-        ]
-
-    def finished_ids(self) -> set[int]:
-        return {e.event_id for e in self.finished if e.event_id is not None}
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -89,7 +60,7 @@ async def test_events_missed_while_realtime_is_down_are_handled_once_in_outbox_o
     stack: Stack,
 ) -> None:
     org = provision(stack, "Acme")
-    recorder = Recorder()
+    recorder = Recorder(TOPICS)
     control = stack.realtime.control
     async with running(stack, org, recorder) as worker:
         control.freeze_all(True)  # frames are dropped, pings unanswered
@@ -108,7 +79,7 @@ async def test_a_restart_mid_stream_loses_nothing_and_repeats_only_what_was_in_f
     stack: Stack,
 ) -> None:
     org = provision(stack, "Acme")
-    first, second = Recorder(delay_s=0.05), Recorder(delay_s=0.05)
+    first, second = Recorder(TOPICS, delay_s=0.05), Recorder(TOPICS, delay_s=0.05)
     inserted: list[int] = []
     done_inserting = anyio.Event()
 
@@ -131,18 +102,18 @@ async def test_a_restart_mid_stream_loses_nothing_and_repeats_only_what_was_in_f
                 "every event handled by one worker or the other",
             )
             assert worker.delivery is not None
-    in_flight = {e.event_id for e in first.started} - first.finished_ids()
+    in_flight = {e.event_id for e in first.events} - first.finished_ids()
     repeated = set(first.ids()) & set(second.ids())
     assert repeated <= in_flight
     assert len(second.ids()) == len(set(second.ids()))
-    keys = {e.event_id: e.idempotency_key for e in first.started}
-    again = [e for e in second.started if e.event_id in repeated]
+    keys = {e.event_id: e.idempotency_key for e in first.events}
+    again = [e for e in second.events if e.event_id in repeated]
     assert all(keys[e.event_id] == e.idempotency_key for e in again)
 
 
 async def test_an_id_committed_after_a_higher_one_is_not_skipped(stack: Stack) -> None:
     org = provision(stack, "Acme")
-    recorder = Recorder()
+    recorder = Recorder(TOPICS)
     # Realtime frozen: only catch-up can deliver. A settle window longer than the gap
     # between A's id allocation and its commit, as in production.
     async with running(stack, org, recorder, WORKER_SETTLE_SECONDS="6") as worker:
@@ -183,7 +154,7 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
     stack: Stack,
 ) -> None:
     org = provision(stack, "Acme")
-    recorder = Recorder(delay_s=0.01)
+    recorder = Recorder(TOPICS, delay_s=0.01)
     env = {"WORKER_QUEUE_SIZE": "5", "WORKER_CONCURRENCY": "1"}
     async with running(stack, org, recorder, **env) as worker:
         registry = worker.metrics_registry
@@ -237,7 +208,7 @@ async def test_events_missed_during_a_clerk_outage_past_token_expiry_are_handled
     stack: Stack,
 ) -> None:
     org = provision(stack, "Acme")
-    recorder = Recorder()
+    recorder = Recorder(TOPICS)
     async with running(stack, org, recorder) as worker:
         assert worker.tokens is not None
         assert worker.supervisor is not None

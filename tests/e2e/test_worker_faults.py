@@ -15,27 +15,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
-from worker import Context, Event, HandlerRegistry
+from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision, worker_env
 from worker.app import Worker
 from worker.errors import TokenRejected
 from worker.metrics import CLOSE_REASONS
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.registry = HandlerRegistry()
-        self.registry.add("events", "*", self.handle)
-
-    async def handle(self, event: Event, ctx: Context) -> None:
-        self.events.append(event)
-
-    def ids(self) -> list[int]:
-        return [e.event_id for e in self.events if e.event_id is not None]
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:

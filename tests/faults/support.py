@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,31 +18,10 @@ from anyio.abc import Process
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, worker_env
-from worker import Context, Event, HandlerRegistry
+from tests.e2e.conftest import Org, Recorder, eventually, worker_env
 from worker.app import Worker
 from worker.settings import Settings
 from worker.supervisor import SupervisorTiming
-
-
-class Recorder:
-    """A handler for every event of ``topics``; remembers what it saw."""
-
-    def __init__(self, topics: Iterable[str] = ("events",)) -> None:
-        self.events: list[Event] = []
-        self.registry = HandlerRegistry()
-        for topic in topics:
-            self.registry.add(topic, "*", self.handle)
-
-    async def handle(self, event: Event, ctx: Context) -> None:
-        self.events.append(event)
-
-    def ids(self) -> list[int]:
-        return [e.event_id for e in self.events if e.event_id is not None]
-
-    def handled(self, ids: Iterable[int]) -> Callable[[], bool]:
-        wanted = set(ids)
-        return lambda: wanted <= set(self.ids())
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -347,13 +347,13 @@ class HeldRecorder(Recorder):
     def __init__(self) -> None:
         super().__init__()
         self.release = anyio.Event()
-        self.finished: list[int] = []
+        self.released: list[int] = []
 
     async def handle(self, event: Event, ctx: Context) -> None:
         await super().handle(event, ctx)
         await self.release.wait()
         if event.event_id is not None:
-            self.finished.append(event.event_id)
+            self.released.append(event.event_id)
 
 
 async def outbox_broadcast_payload(stack: Stack, event_id: int) -> dict[str, object]:
@@ -391,7 +391,7 @@ async def test_an_outbox_event_broadcast_again_live_is_handled_once_and_counted(
         realtime(stack).broadcast(sub, "task.created", copy)  # while the original runs
         await eventually(lambda: deduplicated() == 1, 10, "the in-flight copy deduplicated")
         recorder.release.set()
-        await eventually(lambda: recorder.finished == [event_id], 10, "the original done")
+        await eventually(lambda: recorder.released == [event_id], 10, "the original done")
         realtime(stack).broadcast(sub, "task.created", copy)  # after it finished
         await eventually(lambda: deduplicated() == 2, 10, "the late copy deduplicated")
 
