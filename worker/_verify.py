@@ -95,6 +95,8 @@ class TokenVerifier:
 
     An unknown ``kid`` triggers one refetch (a rotated key is picked up), but at most once
     per ``refetch_cooldown_s`` so a flood of bad tokens cannot hammer the JWKS endpoint.
+    The cooldown is short on purpose: tokens come from Clerk at refresh pace, and a key
+    rotated soon after the last fetch must not leave the worker without a valid token.
     """
 
     def __init__(
@@ -106,7 +108,7 @@ class TokenVerifier:
         clock: Clock,
         *,
         leeway_s: float = 5.0,
-        refetch_cooldown_s: float = 30.0,
+        refetch_cooldown_s: float = 5.0,
         max_age_s: float = 3600.0,
     ) -> None:
         self._jwks_url = jwks_url

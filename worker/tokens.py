@@ -101,7 +101,7 @@ class TokenManager:
         listener_timeout_s: float = 10.0,
         fetch_timeout_s: float = 15.0,
         startup_timeout_s: float = 60.0,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = 10.0,  # also the retry pace once the token has expired
         rng: random.Random | None = None,
     ) -> None:
         self._source = source
