@@ -26,8 +26,8 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 lint: install
-	$(BIN)/ruff check worker devstack tests examples deploy/new-org
-	$(BIN)/ruff format --check worker devstack tests examples deploy/new-org
+	$(BIN)/ruff check worker devstack tests examples deploy/new-org bench
+	$(BIN)/ruff format --check worker devstack tests examples deploy/new-org bench
 	$(BIN)/mypy
 
 # Every test: lint, types, then the whole suite. Without DATABASE_URL the suite
@@ -54,3 +54,7 @@ SOAK_MINUTES ?= 10
 soak: install
 	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m pytest -m slow -k soak tests/faults
 
+# Benchmarks (docs/performance.md): the full run takes about 15 minutes; `python -m bench --quick` a few.
+.PHONY: bench
+bench: install
+	$(BIN)/python -m bench

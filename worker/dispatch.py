@@ -196,12 +196,21 @@ class Dispatcher:
     # -- consumers ------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        async for event in self._receive:
-            self._set_depth()
-            if self._abandon:
-                await self._finish(event, Outcome.ABANDONED, 0, 0.0, None)
-                continue
-            await self._handle(event)
+        # Once awake, a consumer also takes what is already queued without a checkpoint per
+        # event: the client's listen task parses a whole socket read in one go, so one event
+        # per consumer per loop turn would overflow the queue in any burst (docs/performance.md).
+        async for first in self._receive:
+            event = first
+            while True:
+                self._set_depth()
+                if self._abandon:
+                    await self._finish(event, Outcome.ABANDONED, 0, 0.0, None)
+                else:
+                    await self._handle(event)
+                try:
+                    event = self._receive.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
 
     async def _handle(self, event: Event) -> None:
         routes = self._registry.handlers_for(event.topic, event.event)
