@@ -151,7 +151,7 @@ class EmbeddedPostgres:
 
     def start(self) -> Server:
         user, uid, gid = _os_user()
-        data, log = self._root / "data", self._root / "postgres.log"
+        data = self._root / "data"
         if uid is not None and gid is not None:
             os.chmod(self._root, 0o755)  # noqa: S103 - the postgres OS user must traverse it
             os.chown(self._root, uid, gid)
@@ -168,6 +168,33 @@ class EmbeddedPostgres:
             ],
             user,
         )
+        self._launch(user)
+        return self.server
+
+    def restart(self) -> Server:
+        """Fast shutdown of the postmaster (bounded), then start it again on the same port
+        and data directory: clients are disconnected, committed data is kept."""
+        self.halt()
+        return self.resume()
+
+    def halt(self) -> None:
+        """Fast shutdown of the postmaster, bounded (then killed); keeps the data directory.
+        Refused unless running; :meth:`resume` brings it back."""
+        if self._proc is None:
+            raise DevstackError("embedded Postgres is not running")
+        self._shutdown()
+
+    def resume(self) -> Server:
+        """Start the postmaster again after :meth:`halt`: same port, same data directory."""
+        if self._proc is not None:
+            raise DevstackError("embedded Postgres is already running")
+        if not (self._root / "data" / "PG_VERSION").exists():
+            raise DevstackError("embedded Postgres has no data directory: call start() first")
+        self._launch(_os_user()[0])
+        return self.server
+
+    def _launch(self, user: str | None) -> None:
+        data, log = self._root / "data", self._root / "postgres.log"
         with log.open("ab") as out:
             self._proc = subprocess.Popen(  # noqa: S603
                 [
@@ -193,7 +220,6 @@ class EmbeddedPostgres:
                 start_new_session=True,
             )
         self._wait_ready(log)
-        return self.server
 
     def _run(self, argv: list[str], user: str | None) -> None:
         done = subprocess.run(argv, capture_output=True, user=user, check=False)  # noqa: S603
@@ -227,6 +253,11 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Fast shutdown, bounded; then kill. Removes the data directory."""
+        self._shutdown()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def _shutdown(self) -> None:
+        """Fast shutdown of the postmaster, bounded; then kill. Keeps the data directory."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(2)  # SIGINT = "fast" shutdown: disconnect clients, no checkpoint wait
@@ -235,7 +266,6 @@ class EmbeddedPostgres:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(STOP_TIMEOUT_S)
-        shutil.rmtree(self._root, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,16 @@ from typing import Any
 import asyncpg
 
 INSUFFICIENT_PRIVILEGE = "42501"
+# The connection, not a policy, failed (e.g. Postgres restarting): never "Unauthorized".
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,  # e.g. a reset racing the server's goodbye on release
+)
 
 
 class PolicyError(Exception):
@@ -82,6 +92,8 @@ async def check_read(
         rows = await conn.fetch(
             "select id from realtime.messages where id = any($1::uuid[])", list(probes.values())
         )
+    except CONNECTION_LOST:
+        raise
     except asyncpg.PostgresError as exc:
         raise PolicyError(f"{type(exc).__name__}: {exc}") from exc
     finally:
@@ -110,6 +122,8 @@ async def check_write(
                 sub_topic,
                 extension,
             )
+    except CONNECTION_LOST:
+        raise
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == INSUFFICIENT_PRIVILEGE:
             return False

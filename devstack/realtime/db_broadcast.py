@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from devstack.realtime.authorization import CONNECTION_LOST
 from devstack.realtime.pubsub import UserBroadcast
+from devstack.realtime.tenant import DatabaseUnavailable
 from devstack.realtime.tokens import JoinError
 
 if TYPE_CHECKING:
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "realtime_messages"
 REPLAY_INVALID = "UnableToReplayMessages: Replay params are not valid"
 REPLAY_FAILED = "UnableToReplayMessages: Realtime was unable to replay messages"
+CONNECT_TIMEOUT_S = 5.0
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 2.0
 
 _ROW_SQL = "select topic, event, payload, private from realtime.messages where id = $1"
 _REPLAY_SQL = """
@@ -71,18 +76,66 @@ def _fan_out(
 
 
 class Listener:
-    """A dedicated LISTEN connection; rows are read back and fanned out in commit order."""
+    """A dedicated LISTEN connection; rows are read back and fanned out in commit order.
+
+    When the connection is lost (a Postgres restart), it is re-established by itself:
+    attempts every ``RECONNECT_MIN_S`` doubling up to ``RECONNECT_MAX_S``, each bounded by
+    ``CONNECT_TIMEOUT_S``. Rows committed while it was away are not picked up (as a lost
+    replication connection on the real server, clients catch up by other means).
+    """
 
     def __init__(self, tenant: Tenant, database_url: str) -> None:
         self._tenant = tenant
         self._url = database_url
         self._conn: asyncpg.Connection | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._lost = asyncio.Event()
+        self._closing = False
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
 
     async def start(self) -> None:
-        self._conn = await asyncpg.connect(self._url)
-        await self._conn.add_listener(CHANNEL, self._notified)
+        await self._connect()
         self._tenant.spawn(self._drain(), name="realtime-db-broadcast")
+        self._tenant.spawn(self._keep_connected(), name="realtime-db-broadcast-listen")
+
+    async def _connect(self) -> None:
+        self._lost.clear()
+        conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_S)
+        try:
+            conn.add_termination_listener(self._terminated)
+            await conn.add_listener(CHANNEL, self._notified)
+        except BaseException:
+            conn.terminate()
+            raise
+        if self._closing:  # close() ran while this attempt was connecting
+            conn.terminate()
+            return
+        self._conn = conn
+
+    def _terminated(self, conn: Any) -> None:
+        if conn is self._conn:
+            self._lost.set()
+
+    async def _keep_connected(self) -> None:
+        while True:
+            await self._lost.wait()
+            self._conn = None
+            log.warning("database broadcasts: LISTEN connection lost; reconnecting")
+            delay, attempts = RECONNECT_MIN_S, 0
+            while True:
+                attempts += 1
+                try:
+                    await self._connect()
+                except (*CONNECTION_LOST, asyncpg.PostgresError, TimeoutError) as exc:
+                    log.debug("database broadcasts: reconnect attempt %d failed: %r", attempts, exc)
+                    await asyncio.sleep(delay)  # backoff between attempts
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+                    continue
+                log.warning("database broadcasts: LISTEN reconnected after %d attempt(s)", attempts)
+                break
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self._queue.put_nowait(payload)
@@ -92,7 +145,9 @@ class Listener:
             message_id = await self._queue.get()
             try:
                 await self._deliver(message_id)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError):
+            except DatabaseUnavailable:
+                log.warning("database broadcast %s dropped: database unreachable", message_id)
+            except Exception:  # this loop must outlive any one message
                 log.exception("database broadcast %s could not be read", message_id)
 
     async def _deliver(self, message_id: str) -> None:
@@ -111,8 +166,10 @@ class Listener:
         )
 
     async def close(self) -> None:
+        self._closing = True
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            conn.remove_termination_listener(self._terminated)  # expected now
             try:
                 await asyncio.wait_for(conn.close(), timeout=5.0)
             except (TimeoutError, OSError, asyncpg.InterfaceError):

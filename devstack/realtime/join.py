@@ -77,10 +77,13 @@ async def _pipeline(
     channel = Channel(
         conn, topic=frame.topic, join_ref=join_ref, config=cfg, token=token, claims=claims
     )
-    if conn.tenant.pool is None:  # public channels need the tenant DB too
-        raise JoinError(DB_UNREACHABLE)
     if cfg.private:
         await _authorize(channel)
+    else:  # public channels need the tenant DB too
+        try:
+            await conn.tenant.check_db()
+        except DatabaseUnavailable as exc:
+            raise JoinError(DB_UNREACHABLE) from exc
     replayed = await _replay(channel)
     return channel, replayed
 

@@ -40,6 +40,11 @@ NOTIFY_CHANNEL = "devstack_cdc"
 PRUNE_EVERY_S = 30.0
 KEEP_CAPTURED_S = 60  # a change is dispatched within milliseconds of its NOTIFY
 _UNABLE = "Unable to subscribe to changes with given parameters."
+CONNECT_TIMEOUT_S = 5.0
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 2.0
+_NEWEST_SQL = "select coalesce(max(id), 0) from devstack_cdc.changes"
+_MISSED_SQL = "select id from devstack_cdc.changes where id > $1 order by id"
 
 
 class SubscriptionError(DevstackError):
@@ -77,6 +82,9 @@ class PostgresChanges:
         self._listener: asyncpg.Connection | None = None
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._last_change_id = 0  # the newest change heard of (see _reconnect)
+        self._heard: set[int] | None = None
         self._subscribers: dict[str, _Subscriber] = {}
         self._stats = _Stats()
         self._pruned_at = 0.0
@@ -101,20 +109,30 @@ class PostgresChanges:
                     "devstack/sql/20_postgres_changes.sql (devstack.schema.apply_all does)."
                 )
             await cdc_catalog.install_triggers(conn, await cdc_catalog.published_tables(conn))
-        self._listener = await asyncpg.connect(self._url)
-        self._listener.add_termination_listener(self._on_listener_lost)
-        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            self._last_change_id = await conn.fetchval(_NEWEST_SQL)
+        await self._listen()
         # Owned by this object and cancelled by close(); the Realtime stand-in owns us.
         self._task = asyncio.get_running_loop().create_task(self._run(), name="postgres_changes")
         self._task.add_done_callback(self._on_dispatcher_done)
 
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_S)
+        try:
+            listener.add_termination_listener(self._on_listener_lost)
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except BaseException:
+            listener.terminate()
+            raise
+        self._listener = listener
+
     async def close(self) -> None:
         """Stop dispatching and disconnect; idempotent, bounded, runs every step."""
-        if self._task is not None:
-            self._task.cancel()
-            # return_exceptions: a crash was already logged; close() must still finish.
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                # return_exceptions: a crash was already logged; close() must still finish.
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._reconnecting = None
         if self._listener is not None:
             self._listener.remove_termination_listener(self._on_listener_lost)  # expected now
             with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
@@ -202,10 +220,45 @@ class PostgresChanges:
         return cdc_dispatch.Binding(binding_id, params, frozenset(t.relid for t in tables))
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._queue.put_nowait(int(payload))
+        change_id = int(payload)
+        self._last_change_id = max(self._last_change_id, change_id)
+        if self._heard is not None:
+            self._heard.add(change_id)
+        self._queue.put_nowait(change_id)
 
-    def _on_listener_lost(self, _conn: object) -> None:
-        log.error("postgres_changes: LISTEN connection lost; no further changes are delivered")
+    def _on_listener_lost(self, conn: object) -> None:
+        if conn is not self._listener or self._task is None:
+            return  # a stale connection, or closing
+        self._listener = None
+        if self._reconnecting is not None and not self._reconnecting.done():
+            return  # the running attempt listens again
+        log.warning("postgres_changes: LISTEN connection lost; reconnecting")
+        self._reconnecting = asyncio.get_running_loop().create_task(
+            self._reconnect(), name="postgres_changes-reconnect"
+        )
+
+    async def _reconnect(self) -> None:
+        """Listen again (backoff doubling to RECONNECT_MAX_S), then dispatch the changes
+        captured meanwhile, which the lost connection was never told about."""
+        delay, attempts, since = RECONNECT_MIN_S, 0, self._last_change_id
+        heard = self._heard = set()  # heard on the new connection: not to be queued twice
+        while True:
+            attempts += 1
+            try:
+                if self._listener is None:
+                    await self._listen()
+                async with self._acquire() as conn:
+                    missed = await conn.fetch(_MISSED_SQL, since)
+                break
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.debug("postgres_changes: reconnect attempt %d failed: %r", attempts, exc)
+                await asyncio.sleep(delay)  # backoff between attempts
+                delay = min(delay * 2, RECONNECT_MAX_S)
+        self._heard = None
+        log.warning("postgres_changes: LISTEN reconnected after %d attempt(s)", attempts)
+        for row in missed:
+            if row["id"] not in heard:
+                self._on_notify(None, 0, NOTIFY_CHANNEL, str(row["id"]))
 
     @staticmethod
     def _on_dispatcher_done(task: asyncio.Task[None]) -> None:
@@ -221,7 +274,7 @@ class PostgresChanges:
                 async with self._acquire() as conn:
                     await self._dispatch(conn, change_id)
                     await self._maybe_prune(conn)
-            except (asyncpg.PostgresError, OSError) as exc:
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 log.warning("postgres_changes: change %s not dispatched: %s", change_id, exc)
 
     async def _maybe_prune(self, conn: asyncpg.Connection) -> None:

@@ -54,6 +54,11 @@ class Realtime:
     def settings(self, value: RealtimeSettings) -> None:
         self._tenant.settings = value
 
+    @property
+    def db_listening(self) -> bool:
+        """Whether the LISTEN connection for database broadcasts is up (it reconnects)."""
+        return self._listener.connected
+
     def add_routes(self, app: web.Application) -> None:
         """Websocket paths, ``api/ping`` and the control routes."""
 

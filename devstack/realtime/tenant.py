@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from devstack.jwt import Keyring
-from devstack.realtime.authorization import Permissions, check_read, check_write
+from devstack.realtime.authorization import (
+    CONNECTION_LOST,
+    Permissions,
+    check_read,
+    check_write,
+)
 from devstack.realtime.limits import TenantLimits
 from devstack.realtime.ports import PostgresChangesLike
 from devstack.realtime.presence import PresenceRegistry
@@ -53,6 +58,7 @@ class Tenant:
         self.pool: asyncpg.Pool | None = None
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._db_reachable = True
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``coro`` owned by the tenant: tracked, logged on failure, cancelled on close."""
@@ -76,17 +82,41 @@ class Tenant:
 
     @contextlib.asynccontextmanager
     async def db(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; connection problems become DatabaseUnavailable."""
+        """A pooled connection; connection problems become DatabaseUnavailable.
+
+        The pool replaces dead connections on acquire, so after a Postgres restart the
+        next use reconnects by itself; the outage and the recovery are logged once each.
+        """
         if self.pool is None:
             raise DatabaseUnavailable(DB_UNREACHABLE)
         try:
             conn = await self.pool.acquire(timeout=5.0)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except (*CONNECTION_LOST, asyncpg.PostgresError, TimeoutError) as exc:
+            self._db_state(reachable=False, exc=exc)
             raise DatabaseUnavailable(DB_UNREACHABLE) from exc
+        self._db_state(reachable=True)
         try:
             yield conn
+        except CONNECTION_LOST as exc:
+            self._db_state(reachable=False, exc=exc)
+            raise DatabaseUnavailable(DB_UNREACHABLE) from exc
         finally:
-            await self.pool.release(conn)
+            # A connection the server dropped is discarded by the pool, not an error here.
+            with contextlib.suppress(*CONNECTION_LOST, asyncpg.PostgresError, TimeoutError):
+                await self.pool.release(conn)
+
+    def _db_state(self, *, reachable: bool, exc: BaseException | None = None) -> None:
+        if reachable != self._db_reachable:
+            self._db_reachable = reachable
+            if reachable:
+                log.warning("realtime: project database reachable again")
+            else:
+                log.warning("realtime: project database unreachable (%r)", exc)
+
+    async def check_db(self) -> None:
+        """Raise DatabaseUnavailable unless a pooled connection can be had (public joins)."""
+        async with self.db():
+            pass
 
     async def read_permissions(
         self, claims: Mapping[str, Any], sub: str, presence: bool, headers: Mapping[str, str]

@@ -9,9 +9,11 @@ the transaction these settings linger on the pooled connection as '' (pitfall 1)
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,6 +25,18 @@ from devstack.rest.catalog import Catalog, Table
 from devstack.rest.errors import ApiError, from_postgres
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+ACQUIRE_TIMEOUT_S = 5.0
+# The connection, not the query, failed (e.g. Postgres restarting): PostgREST's PGRST001.
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,  # e.g. a reset racing the server's goodbye on release
+)
 
 _SETTINGS_SQL = """
 select set_config('role', $1, true),
@@ -50,6 +64,7 @@ class Backend:
         self.schema = schema
         self._pool: asyncpg.Pool | None = None
         self._catalog: Catalog | None = None
+        self._reachable = True
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=10)
@@ -65,9 +80,41 @@ class Backend:
             raise ApiError(503, "PGRST002", "Could not query the database for the schema cache.")
         return self._pool
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, or 503 PGRST001 while the database cannot be reached.
+
+        The pool replaces dead connections on acquire, so after a Postgres restart the
+        next request reconnects by itself; the outage and the recovery are logged once.
+        """
+        pool = self._require_pool()
+        try:
+            conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
+        except (*_CONNECTION_LOST, asyncpg.PostgresError, TimeoutError) as exc:
+            raise self._unreachable(exc) from exc
+        self._set_reachable()
+        try:
+            yield conn
+        except _CONNECTION_LOST as exc:
+            raise self._unreachable(exc) from exc
+        finally:
+            with contextlib.suppress(*_CONNECTION_LOST, asyncpg.PostgresError, TimeoutError):
+                await pool.release(conn)  # a dropped connection is discarded by the pool
+
+    def _unreachable(self, exc: BaseException) -> ApiError:
+        if self._reachable:
+            self._reachable = False
+            log.warning("data API: database unreachable (%r); answering 503", exc)
+        return ApiError(503, "PGRST001", "Database client error. Retrying the connection.")
+
+    def _set_reachable(self) -> None:
+        if not self._reachable:
+            self._reachable = True
+            log.warning("data API: database reachable again")
+
     async def reload(self) -> Catalog:
         """Re-read the schema cache (PostgREST does on NOTIFY; we do on a miss)."""
-        async with self._require_pool().acquire() as conn:
+        async with self._connection() as conn:
             self._catalog = await catalog_mod.load(conn, self.schema)
         return self._catalog
 
@@ -103,10 +150,7 @@ class Backend:
     ) -> T:
         """``work`` in one transaction as ``identity``; Postgres errors become ApiErrors."""
         try:
-            async with (
-                self._require_pool().acquire() as conn,
-                conn.transaction(readonly=readonly),
-            ):
+            async with self._connection() as conn, conn.transaction(readonly=readonly):
                 await conn.execute(
                     _SETTINGS_SQL,
                     identity.role,
