@@ -54,7 +54,7 @@ SOAK_MINUTES ?= 10
 soak: install
 	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m pytest -m slow -k soak tests/faults
 
-# Benchmarks (docs/performance.md): the full run takes about 15 minutes; `python -m bench --quick` a few.
+# Benchmarks (docs/performance.md): the full run takes about 11 minutes; `python -m bench --quick` a few.
 .PHONY: bench
 bench: install
 	$(BIN)/python -m bench

@@ -1,6 +1,6 @@
 """``python -m bench [--quick | --smoke] [--only NAME ...]``: run, print a table, write JSON.
 
-Sizes: the default is the full run recorded in docs/performance.md (about 15 minutes on
+Sizes: the default is the full run recorded in docs/performance.md (about 11 minutes on
 2 cores); ``--quick`` is a couple of minutes; ``--smoke`` only proves every benchmark
 runs (``tests/bench``). Benchmarks never fail on slow numbers: a figure is a figure.
 """
