@@ -35,7 +35,7 @@ CONNECT_TIMEOUT_S = 5.0
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 2.0
 
-_ROW_SQL = "select topic, event, payload, private from realtime.messages where id = $1"
+_ROW_SQL = "select id, topic, event, payload, private from realtime.messages where id = $1"
 _REPLAY_SQL = """
 select id, event, payload from (
   select id, event, payload, inserted_at from realtime.messages
@@ -142,23 +142,30 @@ class Listener:
 
     async def _drain(self) -> None:
         while True:
-            message_id = await self._queue.get()
+            announced = await self._queue.get()
             try:
-                await self._deliver(message_id)
+                await self._deliver(announced)
             except DatabaseUnavailable:
-                log.warning("database broadcast %s dropped: database unreachable", message_id)
+                log.warning("a database broadcast was dropped: database unreachable")
             except Exception:  # this loop must outlive any one message
-                log.exception("database broadcast %s could not be read", message_id)
+                log.exception("a database broadcast could not be read")
 
-    async def _deliver(self, message_id: str) -> None:
-        async with self._tenant.db() as conn:
-            row = await conn.fetchrow(_ROW_SQL, uuid.UUID(message_id))
-        if row is None or row["topic"] is None:
+    async def _deliver(self, announced: str) -> None:
+        # The trigger sends the row as JSON when it fits in a NOTIFY, else only its id.
+        if announced.startswith("{"):
+            row: Any = json.loads(announced)
+            payload = row["payload"]
+        else:
+            async with self._tenant.db() as conn:
+                row = await conn.fetchrow(_ROW_SQL, uuid.UUID(announced))
+            if row is None:
+                return
+            payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else None
+        if row["topic"] is None:
             return
-        payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else None
         _fan_out(
             self._tenant,
-            message_id,
+            str(row["id"]),
             sub=row["topic"],
             event=row["event"],
             payload=payload,

@@ -4,13 +4,22 @@
 -- (publication supabase_realtime_messages_publication, pgoutput). The stand-in listens
 -- instead: NOTIFY is delivered only at commit, in commit order, and never for rolled-back
 -- transactions, so the probe rows of the authorization checks (rolled back, and with a
--- null payload) are never seen. Only broadcast rows with a payload are announced; the
--- stand-in reads the row back by id.
+-- null payload) are never seen. Only broadcast rows with a payload are announced. The
+-- notification carries the row itself when it fits (NOTIFY payloads stop at 8000 bytes),
+-- so the stand-in needs no query per broadcast; a larger row is announced by id and read
+-- back.
 create or replace function realtime.devstack_notify_message() returns trigger
 language plpgsql as $$
+declare
+  announced text;
 begin
   if new.extension = 'broadcast' and new.payload is not null then
-    perform pg_notify('realtime_messages', new.id::text);
+    announced := jsonb_build_object('id', new.id, 'topic', new.topic, 'event', new.event,
+                                    'payload', new.payload, 'private', new.private)::text;
+    if octet_length(announced) > 7900 then
+      announced := new.id::text;
+    end if;
+    perform pg_notify('realtime_messages', announced);
   end if;
   return null;
 end $$;

@@ -185,3 +185,17 @@ async def test_replay_with_invalid_params_is_refused(rt: RealtimeEnv, org: str) 
     assert reply.payload["response"] == {
         "reason": "UnableToReplayMessages: Replay params are not valid"
     }
+
+
+async def test_a_database_broadcast_too_large_for_a_notify_is_read_back_and_delivered(
+    rt: RealtimeEnv, org: str
+) -> None:
+    big = {"blob": "x" * 20_000}  # over NOTIFY's 8000-byte payload: announced by id only
+    sub = sub_topic(org)
+    async with rt.raw() as c:
+        await c.join(sub, {"private": True}, token=rt.mint(org))
+        outbox_id = await rt.insert_event(org, "events", "big.one", big)
+        msg = await c.expect(is_broadcast)
+    assert msg.payload["payload"]["id"] == outbox_id
+    assert msg.payload["payload"]["payload"] == big
+    assert is_uuid(msg.payload["meta"]["id"])
