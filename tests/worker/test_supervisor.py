@@ -301,17 +301,22 @@ async def test_channel_stuck_joining_is_recreated() -> None:
     assert len(link.subscribes) == 2
 
 
-async def test_every_socket_loss_the_client_recovered_from_is_counted() -> None:
-    link, probe, clock = FakeLink(), MetricsProbe(), FakeClock()
-    sup = Supervisor(
+def metered(link: FakeLink, probe: MetricsProbe) -> Supervisor:
+    """A supervisor of ``link`` whose metrics ``probe`` reads."""
+    return Supervisor(
         link=link,
         org_id=ORG,
         topics=["events"],
         tokens=FakeTokens("jwt-1"),
         sink=lambda t, m: None,
-        clock=clock,
+        clock=FakeClock(),
         metrics=probe.metrics,
     )
+
+
+async def test_every_socket_loss_the_client_recovered_from_is_counted() -> None:
+    link, probe = FakeLink(), MetricsProbe()
+    sup = metered(link, probe)
     await sup.tick()
     assert probe.value("realtime_reconnects_total", reason="closed") == 0
     link.socket_losses = 3  # three drops healed by the client between two ticks
@@ -321,16 +326,8 @@ async def test_every_socket_loss_the_client_recovered_from_is_counted() -> None:
 
 
 async def test_a_socket_loss_is_counted_once_while_down_and_after_reconnecting() -> None:
-    link, probe, clock = FakeLink(), MetricsProbe(), FakeClock()
-    sup = Supervisor(
-        link=link,
-        org_id=ORG,
-        topics=["events"],
-        tokens=FakeTokens("jwt-1"),
-        sink=lambda t, m: None,
-        clock=clock,
-        metrics=probe.metrics,
-    )
+    link, probe = FakeLink(), MetricsProbe()
+    sup = metered(link, probe)
     await sup.tick()
     link.is_connected, link.is_reconnecting, link.socket_losses = False, True, 1
     await sup.tick()
