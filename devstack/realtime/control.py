@@ -8,12 +8,12 @@ Nothing here exists on the real server.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from devstack.control_route import json_route
 from devstack.realtime import db_broadcast
 from devstack.realtime.settings import RealtimeSettings
 
@@ -126,8 +126,8 @@ class Control:
             "broadcast": self._http_broadcast,
         }
         for name, op in routes.items():
-            app.router.add_post(f"{PREFIX}/{name}", _json_route(op))
-        app.router.add_get(f"{PREFIX}/stats", _json_route(self._http_stats))
+            app.router.add_post(f"{PREFIX}/{name}", json_route(op))
+        app.router.add_get(f"{PREFIX}/stats", json_route(self._http_stats))
 
     async def _http_stats(self, _body: dict[str, Any]) -> Any:
         return self.stats()
@@ -158,17 +158,3 @@ class Control:
     async def _http_broadcast(self, body: dict[str, Any]) -> Any:
         private = bool(body.get("private", True))
         return {"id": self.broadcast(body["topic"], body["event"], body["payload"], private)}
-
-
-def _json_route(
-    op: Callable[[dict[str, Any]], Awaitable[Any]],
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        try:
-            body = await request.json() if request.can_read_body else {}
-            result = await op(body if isinstance(body, dict) else {})
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.json_response({"error": repr(exc)}, status=400)
-        return web.json_response(result, dumps=lambda v: json.dumps(v, default=str))
-
-    return handler

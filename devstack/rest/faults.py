@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
 
+from devstack.control_route import json_route
 from devstack.rest.errors import ApiError, GatewayError
 
 __all__ = ["CONTROL_PREFIX", "DataApiFaults", "HangEnd"]
@@ -146,8 +146,8 @@ class DataApiFaults:
             "faults/clear": self._http_clear,
         }
         for name, op in ops.items():
-            app.router.add_post(f"{CONTROL_PREFIX}/{name}", _json_route(op))
-        app.router.add_get(f"{CONTROL_PREFIX}/faults", _json_route(self._http_state))
+            app.router.add_post(f"{CONTROL_PREFIX}/{name}", json_route(op))
+        app.router.add_get(f"{CONTROL_PREFIX}/faults", json_route(self._http_state))
 
     async def _http_fail(self, body: dict[str, Any]) -> Any:
         self.fail_next(
@@ -170,17 +170,3 @@ class DataApiFaults:
 
     async def _http_state(self, _body: dict[str, Any]) -> Any:
         return {"pending": self.pending(), "played": self.played}
-
-
-def _json_route(
-    op: Callable[[dict[str, Any]], Awaitable[Any]],
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        try:
-            body = await request.json() if request.can_read_body else {}
-            result = await op(body if isinstance(body, dict) else {})
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.json_response({"error": repr(exc)}, status=400)
-        return web.json_response(result, dumps=json.dumps)
-
-    return handler
