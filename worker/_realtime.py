@@ -17,11 +17,16 @@ only, and reconnects from inside ``send()``. This module keeps all of that in on
   frame received; a heartbeat left unanswered while nothing arrived for two intervals
   means the socket is dead: it is aborted and the supervisor rebuilds the client.
 
+* every frame is read once: the adapter's ``recv`` validates it with the client's own
+  ``ServerMessageAdapter``; a broadcast goes straight to its channel's broadcast callbacks,
+  one the client cannot read goes to the intake, anything else on to the client.
+
 Private members of the client used here (pinned: realtime==2.34.1): ``_listen_task`` (it
 runs the reconnect loop and ends when the client gives up), ``channel._handle_message``
 (wrapped), ``_reconnect`` (counted), ``_on_connect`` (wrapped to observe each new socket's
-``recv``) and ``_ws_connection`` (the watchdog's heartbeats and abort). Re-check them all
-when upgrading ``realtime``.
+``recv``) and ``_ws_connection`` (the watchdog's heartbeats and abort); and, as the client's
+``_handle_message`` uses them for a broadcast, ``client.channels`` and
+``channel.broadcast_callbacks``. Re-check them all when upgrading ``realtime``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any, cast
 import anyio
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.message import (
+    BroadcastMessage,
     ChannelCloseMessage,
     ChannelErrorMessage,
     Message,
@@ -221,7 +227,7 @@ class RealtimeAdapter:
 
     def _observe(self, client: AsyncRealtimeClient, ws: ClientConnection) -> None:
         """Note the time of every frame the client's listen task receives on ``ws``, and
-        screen out the broadcasts the client would drop unseen (``_screened``)."""
+        deliver broadcasts before the client sees them (``_delivered``)."""
         self._frame_seen(client)  # a new socket starts the silence clock afresh
         # websockets closes the socket (1009) on a message above 1 MiB, losing everything in
         # flight: let the server's largest broadcasts in; the parser rejects them as too_large.
@@ -233,29 +239,47 @@ class RealtimeAdapter:
                 data = await recv(*args, **kwargs)
                 self._frame_seen(client)
                 try:
-                    screened = self._screened(data)
+                    delivered = self._delivered(client, data)
                 except Exception:  # raising here would end the client's listen task
-                    _log.exception("screening a Realtime frame failed; passing it on")
-                    screened = False
-                if not screened:
+                    _log.exception("reading a Realtime frame failed; passing it on")
+                    delivered = False
+                if not delivered:
                     return data
 
         ws.recv = observed  # type: ignore[method-assign]
 
+    def _delivered(self, client: AsyncRealtimeClient, data: str | bytes) -> bool:
+        """True when the adapter delivered ``data`` itself; False to pass it on to the client.
+
+        A valid broadcast goes to its channel's broadcast callbacks, as the client's
+        ``_handle_message`` would send it, but without a second pydantic validation of the
+        same frame and the client's eager debug reprs of it: together most of the client's
+        cost per event (docs/performance.md). Other valid frames go on to the client.
+        """
+        try:
+            message = ServerMessageAdapter.validate_json(data)
+        except ValueError:  # pydantic's ValidationError
+            return self._screened(data)
+        if not isinstance(message, BroadcastMessage):
+            return False
+        channel = client.channels.get(message.topic)
+        if channel is None:
+            return True  # left or never joined: the client would drop it too
+        try:
+            for callback in channel.broadcast_callbacks:
+                callback(message.payload)
+        except Exception:  # never hand it on: the client would deliver it a second time
+            _log.exception("a broadcast callback failed for %s", message.topic)
+        return True
+
     def _screened(self, data: str | bytes) -> bool:
         """True when ``data`` is a broadcast the client cannot read, handed to the intake.
 
-        The client validates every frame with pydantic and drops what fails with an ERROR
-        line holding the whole frame: payloads that are not objects, lone surrogates, JSON
-        nested deeper than pydantic parses. Such broadcasts go to the intake instead, whose
-        parser rejects (and counts) or accepts them like any other; other frames pass on.
+        The client drops a frame that fails validation with an ERROR line holding the
+        whole frame: payloads that are not objects, lone surrogates, JSON nested deeper than
+        pydantic parses. Such broadcasts go to the intake instead, whose parser rejects (and
+        counts) or accepts them like any other; other frames pass on.
         """
-        try:
-            ServerMessageAdapter.validate_json(data)
-        except ValueError:  # pydantic's ValidationError
-            pass
-        else:
-            return False
         sink = self._sink
         frame = _loads(data)
         if isinstance(frame, dict):

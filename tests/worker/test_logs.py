@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.worker.fakes import claims_v2, sign
-from worker.logs import JsonFormatter, RedactingFilter, configure_logging, redact
+from worker.logs import JsonFormatter, configure_logging, redact
 
 SECRET = "sk_live_AbCdEf0123456789"
 
@@ -20,7 +20,6 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter({"org_id": "org_2abc"}))
-    handler.addFilter(RedactingFilter())
     logger = logging.getLogger("tests.worker.logs")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
@@ -113,3 +112,37 @@ def test_tokens_nested_in_structured_extras_are_masked_and_the_line_stays_json(
     logger.info("frame", extra={"payload": {"access_token": token, "n": 1}})
     [line] = lines(stream)
     assert line["payload"] == {"access_token": "[redacted-jwt]", "n": 1}
+
+
+@pytest.mark.parametrize("separator", ["\n", "\t", "\r", "\u00a0", '"', "\\"])
+def test_secrets_right_after_a_character_json_escapes_are_still_masked(
+    captured: tuple[logging.Logger, io.StringIO], separator: str
+) -> None:
+    # The line is redacted after JSON encoding, where "\n" becomes a backslash and an "n":
+    # a word character, so a plain word boundary would no longer precede the secret.
+    logger, stream = captured
+    token = sign(claims_v2(1_800_000_000))
+    logger.info("a%s%s", separator, token, extra={"detail": f"b{separator}{SECRET}"})
+    logger.info("c", extra={"auth": f"x{separator}Bearer opaque-credential"})
+    text = stream.getvalue()
+    assert token.split(".")[1] not in text
+    assert SECRET not in text
+    assert "opaque-credential" not in text
+    assert len(lines(stream)) == 2
+
+
+def test_a_line_without_secrets_is_returned_unchanged() -> None:
+    line = json.dumps(
+        {"msg": "event handled", "idempotency_key": "org_2abc:events:7", "logger": "a.b.c"}
+    )
+    assert redact(line) == line
+
+
+@pytest.mark.parametrize("space", ["\t", "\n", "\u00a0", " \r\n "])
+def test_a_bearer_credential_after_escaped_whitespace_is_masked(
+    captured: tuple[logging.Logger, io.StringIO], space: str
+) -> None:
+    logger, stream = captured
+    logger.info("header Bearer%sopaque-credential", space)
+    assert "opaque-credential" not in stream.getvalue()
+    assert "Bearer [redacted]" in str(lines(stream)[0]["msg"])
