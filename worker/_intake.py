@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from worker._ports import Clock, Counter, CounterChild, Gauge
+from worker._ports import Clock, Counter, CounterChild, Gauge, GaugeChild
 from worker.events import Event, Limits, RejectedEvent, parse_broadcast
 
 __all__ = ["Intake", "IntakeMetrics", "LiveGate"]
@@ -68,6 +68,7 @@ class Intake:
         self._metrics = metrics
         self._limits = limits or Limits()
         self._gate = gate
+        self._series: dict[str, tuple[CounterChild, GaugeChild]] = {}
 
     def __call__(self, channel_topic: str, message: Mapping[str, Any]) -> None:
         # Runs on the client's listen task: an exception here would end all delivery.
@@ -93,8 +94,9 @@ class Intake:
                 self._metrics.events_rejected_total.labels(reason=exc.reason).inc()
             return
         if self._metrics is not None:
-            self._metrics.events_received_total.labels(topic=event.topic).inc()
-            self._metrics.last_event_timestamp_seconds.labels(topic=event.topic).set(now)
+            received, last = self._series_of(self._metrics, event.topic)
+            received.inc()
+            last.set(now)
         gate = self._gate
         if gate is None or event.event_id is None:
             self._offer(event)  # a full queue is counted by the dispatcher
@@ -107,3 +109,14 @@ class Intake:
             if self._metrics is not None:
                 self._metrics.events_dropped_live_total.inc()
             gate.dropped(event)
+
+    def _series_of(self, metrics: IntakeMetrics, topic: str) -> tuple[CounterChild, GaugeChild]:
+        # labels() costs a lock and a tuple key per call: look each topic's children up once.
+        series = self._series.get(topic)
+        if series is None:
+            series = (
+                metrics.events_received_total.labels(topic=topic),
+                metrics.last_event_timestamp_seconds.labels(topic=topic),
+            )
+            self._series[topic] = series
+        return series

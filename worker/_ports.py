@@ -7,6 +7,7 @@ lets tests pass 20-line fakes. ``Clock`` is re-exported from ``clock.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from worker.clock import Clock
@@ -59,6 +60,8 @@ class Gauge(Protocol):
     """A Prometheus gauge, labelled or not."""
 
     def set(self, value: float) -> None: ...
+
+    def set_function(self, f: Callable[[], float]) -> None: ...
 
     def labels(self, *labelvalues: str, **labelkwargs: str) -> GaugeChild: ...
 

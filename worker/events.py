@@ -195,21 +195,72 @@ def _check_other_org(org_id: str, payload: Mapping[str, Any]) -> None:
 
 
 _SCALAR_SIZE = 8
+_SCALARS = (int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
+Container = Mapping[str, Any] | list[Any] | tuple[Any, ...]
 
 
 def _check_size(payload: Mapping[str, Any], limits: Limits) -> None:
-    """Walk the payload iteratively (no recursion limit), stopping at the first excess."""
-    stack: list[tuple[object, int]] = [(payload, 1)]
-    nodes = 0
+    """Walk the payload iteratively (no recursion limit), stopping at the first excess.
+
+    Size is approximate JSON bytes: strings ``len + 2``, other scalars 8, ``len(key) + 4``
+    per object key, ``len + 2`` per array. This runs once per event (docs/performance.md):
+    leaves are checked in their container's loop, only containers are stacked, and exact
+    ``type`` tests come before the slower ``isinstance`` against ABCs.
+    """
+    stack: list[tuple[Container, int]] = [(payload, 1)]
+    nodes = 1
     size = 0
     while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if depth > limits.max_depth:
+        container, depth = stack.pop()
+        children: Collection[Any]
+        if type(container) is dict or isinstance(container, Mapping):
+            size += _key_size(container)
+            children = container.values()
+        else:
+            size += len(container) + 2
+            children = container
+        if children and depth >= limits.max_depth:
             raise RejectedEvent("too_large", f"the payload nests deeper than {limits.max_depth}")
-        size += _node_size(value, depth, stack)
+        nodes += len(children)
+        for child in children:
+            kind = type(child)
+            if kind is str:
+                if not child.isascii():
+                    _check_text(child)
+                size += len(child) + 2
+            elif kind in _SCALAR_TYPES:
+                size += _SCALAR_SIZE
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            else:
+                size += _other_size(child, depth + 1, stack)
         if nodes > limits.max_nodes or size > limits.max_bytes:
             raise RejectedEvent("too_large", "the payload exceeds the size limit")
+
+
+def _other_size(value: object, depth: int, stack: list[tuple[Container, int]]) -> int:
+    """Subclasses of the JSON types (and anything else, rejected)."""
+    if isinstance(value, str):
+        _check_text(value)
+        return len(value) + 2
+    if isinstance(value, _SCALARS):
+        return _SCALAR_SIZE
+    if isinstance(value, Mapping | list | tuple):
+        stack.append((value, depth))
+        return 0
+    raise RejectedEvent("malformed", f"a {type(value).__name__} is not a JSON value")
+
+
+def _key_size(mapping: Mapping[Any, Any]) -> int:
+    size = 0
+    for key in mapping:
+        if not isinstance(key, str):
+            raise RejectedEvent("malformed", "object keys must be strings")
+        if not key.isascii():
+            _check_text(key)
+        size += len(key) + 4
+    return size
 
 
 # UTF-16 surrogates: JSON can carry them escaped ("\ud800"), UTF-8 cannot encode them alone.
@@ -219,22 +270,3 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _check_text(value: str) -> None:
     if not value.isascii() and _SURROGATE.search(value):
         raise RejectedEvent("malformed", "a string is not valid Unicode (a lone surrogate)")
-
-
-def _node_size(value: object, depth: int, stack: list[tuple[object, int]]) -> int:
-    if isinstance(value, str):
-        _check_text(value)
-        return len(value) + 2
-    if value is None or isinstance(value, bool | int | float):
-        return _SCALAR_SIZE
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise RejectedEvent("malformed", "object keys must be strings")
-            _check_text(key)
-            stack.append((item, depth + 1))
-        return sum(len(k) + 4 for k in value)
-    if isinstance(value, list | tuple):
-        stack.extend((item, depth + 1) for item in value)
-        return len(value) + 2
-    raise RejectedEvent("malformed", f"a {type(value).__name__} is not a JSON value")

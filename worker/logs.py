@@ -32,6 +32,8 @@ _JWT_HINT = re.compile(r"ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
 _SECRET_RE = re.compile(_START + r"sk_(?:live|test)_[A-Za-z0-9]+")
 _BEARER_RE = re.compile(_START + r"(?i:bearer)" + _SPACE + r"[A-Za-z0-9._~+/-]+=*")
 
+_ENCODER = json.JSONEncoder(default=str)
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -59,11 +61,21 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, static: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._static = dict(static or {})
+        self._second: tuple[int, str] = (-1, "")  # one tuple: swapped atomically
+
+    def _timestamp(self, created: float) -> str:
+        # ISO 8601 in UTC with milliseconds; the date part is formatted once a second.
+        second = int(created)
+        cached, prefix = self._second
+        if cached != second:
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, prefix)
+        return f"{prefix}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``; values that are not JSON become their ``str``."""
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -76,7 +88,7 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = self.formatException(record.exc_info)
         # Redacting the rendered line also covers nested extras; the patterns cannot span a
         # quote or a backslash, so the JSON stays valid.
-        return redact(json.dumps(line, default=str))
+        return redact(_ENCODER.encode(line))
 
 
 def configure_logging(level: str, org_id: str, *, stream: TextIO | None = None) -> logging.Handler:
@@ -89,6 +101,12 @@ def configure_logging(level: str, org_id: str, *, stream: TextIO | None = None) 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # No line carries the caller's file, thread or process: skip collecting them for every
+    # record (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # httpx logs every request at INFO; one line per token mint or JWKS fetch is noise.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return handler

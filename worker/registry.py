@@ -93,8 +93,12 @@ def _is_async(fn: object) -> bool:
 class HandlerRegistry:
     """Routes (topic, event) pairs to handlers; validated once, before the worker starts."""
 
+    #: Lookups remembered per (topic, event); event names come off the wire, so bounded.
+    CACHE_SIZE = 1024
+
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        self._cache: dict[tuple[str, str], tuple[Route, ...]] = {}
 
     def on(self, topic: str, event: str = WILDCARD) -> Callable[[H], H]:
         """Decorator registering directly into this registry (also marks the function)."""
@@ -110,6 +114,7 @@ class HandlerRegistry:
         """Register ``handler``; problems are reported by ``validate``."""
         _check_route_names(topic, event)
         self._routes.append(Route(topic, event, handler, _name_of(handler)))
+        self._cache.clear()
 
     def add_marked(self, fn: Callable[..., Any]) -> int:
         """Register ``fn`` under its ``on`` marks, or for everything if unmarked."""
@@ -125,7 +130,14 @@ class HandlerRegistry:
 
     def handlers_for(self, topic: str, event: str) -> tuple[Route, ...]:
         """The routes that run for this event, in registration order."""
-        return tuple(r for r in self._routes if r.matches(topic, event))
+        key = (topic, event)
+        found = self._cache.get(key)
+        if found is None:
+            found = tuple(r for r in self._routes if r.matches(topic, event))
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
 
     def validate(self, topics: Collection[str]) -> None:
         """Raise ``ConfigError`` listing every non-async, unknown-topic or duplicate route."""

@@ -13,6 +13,8 @@ from tests.worker.fakes import claims_v2, sign
 from worker.logs import JsonFormatter, configure_logging, redact
 
 SECRET = "sk_live_AbCdEf0123456789"
+# Module-level switches configure_logging turns off (caller, thread and process lookups).
+_GLOBAL_FLAGS = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
 
 
 @pytest.fixture
@@ -87,6 +89,7 @@ def test_ordinary_dotted_names_are_left_alone(text: str) -> None:
 def test_configure_logging_installs_one_redacting_json_handler_on_root() -> None:
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
+    saved_flags = {name: getattr(logging, name) for name in _GLOBAL_FLAGS}
     stream = io.StringIO()
     try:
         configure_logging("debug", "org_2abc", stream=stream)
@@ -102,6 +105,8 @@ def test_configure_logging_installs_one_redacting_json_handler_on_root() -> None
             root.addHandler(handler)
         root.setLevel(saved_level)
         logging.getLogger("httpx").setLevel(logging.NOTSET)
+        for name, value in saved_flags.items():
+            setattr(logging, name, value)
 
 
 def test_tokens_nested_in_structured_extras_are_masked_and_the_line_stays_json(
