@@ -40,8 +40,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "rotation_rate": 1000,
         "topics": [1, 10, 50],
         "idle_s": 10,
-        "growth_events": 300_000,
-        "growth_rate": 1500,
+        "growth_events": 1_000_000,
+        "growth_rate": 5000,
         "gap": 100_000,
     },
     "quick": {
@@ -55,8 +55,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "rotation_rate": 1000,
         "topics": [1, 10, 50],
         "idle_s": 3,
-        "growth_events": 20_000,
-        "growth_rate": 2000,
+        "growth_events": 100_000,
+        "growth_rate": 5000,
         "gap": 10_000,
     },
     "smoke": {
@@ -70,8 +70,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "rotation_rate": 1000,
         "topics": [1, 10],
         "idle_s": 0.5,
-        "growth_events": 1_000,
-        "growth_rate": 1000,
+        "growth_events": 2_000,
+        "growth_rate": 2000,
         "gap": 500,
     },
 }
@@ -145,9 +145,7 @@ async def _stack_bench(
             host, size["rotation_rate"], size["rotation_s"]
         )
     if name == "footprint":
-        fp = await stackbench.footprint_suite(
-            host, size["topics"], size["idle_s"], size["growth_events"], size["growth_rate"]
-        )
+        fp = await stackbench.footprint_suite(host, size["topics"], size["idle_s"])
         idle = fp["idle"]
         out["footprint"] = {
             "idle_rss_mb_10_topics": idle.get("10", {}).get("rss_mb"),
@@ -234,15 +232,16 @@ def table(all_results: dict[str, Any]) -> str:
                     f"{sample['rss_mb']} | {sample['cpu_percent']} | {sample['ready_seconds']}",
                 )
             )
-        growth = fp["growth"]
-        rows.append(
-            (
-                "footprint",
-                f"growth over {growth['events_sent']:,} events, MB",
-                f"{growth['rss_mb_after_first_5pct']} -> {growth['rss_mb_end']} "
-                f"(handled {growth['events_handled']:,})",
+        growth = fp.get("growth")
+        if growth and "error" not in growth:
+            rows.append(
+                (
+                    "footprint",
+                    f"RSS over {growth['events']:,} events at {growth['rate']:,.0f}/s, MB",
+                    f"{growth['rss_mb_at_20pct']} at 20% -> {growth['rss_mb_end']} "
+                    f"(max {growth['rss_mb_max']}, handled {growth['events_handled']:,})",
+                )
             )
-        )
     cu = results.get("catchup")
     if cu:
         gap = cu.get("gap_events")
@@ -263,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotation-seconds", type=float, help="token-rotation run length")
     parser.add_argument("--rotation-rate", type=float, help="events/s during the rotation run")
     parser.add_argument("--growth-events", type=int, help="events for the RSS growth run")
+    parser.add_argument("--growth-rate", type=float, help="events/s during the growth run")
     parser.add_argument("--database-url", help="a Postgres server to use (default: embedded)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         size["rotation_rate"] = args.rotation_rate
     if args.growth_events:
         size["growth_events"] = args.growth_events
+    if args.growth_rate:
+        size["growth_rate"] = args.growth_rate
     only = set(args.only or BENCHES)
     started = time.time()
     results: dict[str, Any] = {
@@ -290,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"] = _failed("throughput", exc)
     if only & {"latency", "rotation", "footprint", "catchup"}:
         results |= asyncio.run(_stack_benches(size, only, args.database_url))
+    if "footprint" in only and "error" not in results.get("footprint", {}):
+        try:
+            growth = throughput.growth(size["growth_events"], size["growth_rate"])
+        except Exception as exc:
+            growth = _failed("growth", exc)
+        results["footprint"]["growth"] = growth
     results["machine"]["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     results["duration_s"] = round(time.time() - started, 1)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,10 @@ drain, so the socket buffer, not this server, sets the pace. It also serves a JW
 (``/jwks.json``) for the worker's token verifier and ``POST /__bench/frames`` to set
 how many frames the next join gets, and at what rate (0: as fast as the client reads).
 
+The worker's delivery layer also needs the outbox RPCs of the data API; this server
+answers them over the frames of the latest blast (ids 1..frames sent), so that the
+worker runs anchored, with catch-up and checkpoints, as against a real project.
+
 Frames are written to the transport as pre-framed WebSocket bytes, many per write, so the
 server spends well under a microsecond of Python per frame.
 """
@@ -20,6 +24,7 @@ import json
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -41,17 +46,28 @@ def ws_text_frame(text: str) -> bytes:
     return header + data
 
 
-def frame_template(topic: str, org_id: str, short_topic: str) -> tuple[str, str, str]:
-    """Three string pieces: ``a + <event id> + b + <message uuid> + c`` is one V1 frame."""
-    marker_id, marker_uuid = 987654321987, "00000000-0000-4000-8000-00000000beef"
-    row = {
-        "id": marker_id,
+def outbox_row(event_id: int, org_id: str, short_topic: str, created_at: str) -> dict[str, Any]:
+    """One ``org_events`` row, as the database broadcast and the data API carry it."""
+    return {
+        "id": event_id,
         "org_id": org_id,
         "topic": short_topic,
         "event": "task.created",
         "payload": {"task_id": "tsk_2f9c1", "title": "Send the invoice", "priority": 2},
-        "created_at": "2026-11-26T10:00:00.000000+00:00",
+        "created_at": created_at,
     }
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def frame_template(
+    topic: str, org_id: str, short_topic: str, created_at: str
+) -> tuple[str, str, str]:
+    """Three string pieces: ``a + <event id> + b + <message uuid> + c`` is one V1 frame."""
+    marker_id, marker_uuid = 987654321987, "00000000-0000-4000-8000-00000000beef"
+    row = outbox_row(marker_id, org_id, short_topic, created_at)
     payload = {
         "event": "task.created",
         "payload": row,
@@ -69,6 +85,9 @@ class BlastServer:
         self.frames = 10_000
         self.rate = 0.0
         self.sent: list[dict[str, Any]] = []
+        # The outbox of the latest blast: (org_id, short topic, created_at) and its head.
+        self.outbox: tuple[str, str, str] = ("", "", "")
+        self.head = 0
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(compress=False, max_msg_size=0)  # Phoenix: no deflate
@@ -93,7 +112,8 @@ class BlastServer:
     async def _blast(self, request: web.Request, topic: str, count: int, rate: float) -> None:
         sub = topic.removeprefix("realtime:")
         _, org_id, short = sub.split(":", 2)
-        a, b, c = frame_template(topic, org_id, short)
+        self.outbox, self.head = (org_id, short, _now_iso()), 0
+        a, b, c = frame_template(topic, org_id, short, self.outbox[2])
         prefix = uuid.uuid4().hex[:8]
         transport, protocol = request.transport, request.protocol
         assert transport is not None
@@ -116,11 +136,30 @@ class BlastServer:
                 if transport.is_closing():
                     return
                 transport.write(b"".join(chunk))
+                self.head = i
                 await protocol._drain_helper()  # waits while the transport is paused
         except (ConnectionError, RuntimeError):
             return
         elapsed = time.perf_counter() - started
         self.sent.append({"topic": topic, "frames": count, "seconds": elapsed})
+
+    async def rpc(self, request: web.Request) -> web.Response:
+        """The outbox RPCs the worker's delivery layer calls (supabase/migrations 000600)."""
+        function = request.match_info["function"]
+        body = await request.json()
+        org_id, short, created_at = self.outbox
+        if function == "outbox_position":
+            return web.json_response([{"head": self.head, "db_now": _now_iso()}])
+        if function == "org_events_after":
+            first = int(body["after_id"]) + 1
+            last = min(self.head, first + int(body["max_rows"]) - 1)
+            rows = [outbox_row(i, org_id, short, created_at) for i in range(first, last + 1)]
+            return web.json_response(rows)
+        if function == "get_worker_checkpoint_state":
+            return web.json_response([])
+        if function == "save_worker_checkpoint":
+            return web.json_response(None)
+        return web.json_response({"message": f"no function {function}"}, status=404)
 
     async def set_frames(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -134,6 +173,7 @@ def app(jwks: dict[str, Any]) -> web.Application:
     application = web.Application()
     application.router.add_get("/realtime/v1/websocket", server.websocket)
     application.router.add_post("/__bench/frames", server.set_frames)
+    application.router.add_post("/rest/v1/rpc/{function}", server.rpc)
 
     async def keys(_request: web.Request) -> web.Response:
         return web.json_response(jwks)

@@ -8,9 +8,13 @@ CPU time over the same window.
 
 * ``bare``: ``AsyncRealtimeClient``, one private channel, a no-op ``on_broadcast``.
 * ``worker``: ``worker.app.Worker`` (token manager with a local RS256 source verified
-  against the server's JWKS, supervisor, intake, dispatcher, HTTP server), a no-op
-  handler, logging configured as ``realtime-worker run`` does (JSON lines at INFO, here
-  into /dev/null). ``worker-warning`` is the same at ``WORKER_LOG_LEVEL=WARNING``.
+  against the server's JWKS, supervisor, intake, dispatcher, catch-up and checkpoints
+  against the server's outbox RPCs, HTTP server), a no-op handler, logging configured as
+  ``realtime-worker run`` does (JSON lines at INFO, here into /dev/null).
+  ``worker-warning`` is the same at ``WORKER_LOG_LEVEL=WARNING``.
+
+``growth`` is one ``worker`` round paced at a sustainable rate (1,000,000 events in the
+full run) whose receiver notes its own RSS every 5% of the events: memory must plateau.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 import anyio
 import httpx
+import psutil
 from realtime import AsyncRealtimeClient
 
 from bench import _keys
@@ -53,9 +58,13 @@ MODES = ("bare", "worker", "worker-warning")
 class _Counter:
     """Counts handled (``hit``) and dropped (``miss``) events; the window is 10%..100%."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, samples: int = 0) -> None:
         self.frames = frames
         self.warm = max(1, frames // 10)
+        # With ``samples``, RSS is noted every frames/samples events (about 20 µs each).
+        self.sample_every = frames // samples if samples else 0
+        self.rss_mb: list[list[float]] = []
+        self._process = psutil.Process()
         self.count = 0
         self.lost = 0
         self.count_warm = 0
@@ -65,6 +74,8 @@ class _Counter:
 
     def hit(self) -> None:
         self.count += 1
+        if self.sample_every and self.count % self.sample_every == 0:
+            self.rss_mb.append([self.count, round(self._process.memory_info().rss / 1e6, 1)])
         self._tick()
 
     def miss(self) -> None:
@@ -89,6 +100,7 @@ class _Counter:
         return {
             "handled": self.count,
             "lost": self.lost,
+            "rss_mb": self.rss_mb,
             "events_per_s": handled / wall if complete else None,
             "cpu_us_per_event": cpu / processed * 1e6 if complete else None,
             "cpu_utilisation": cpu / wall if complete else None,
@@ -118,9 +130,11 @@ async def _bare(url: str, frames: int, deadline_s: float) -> dict[str, Any]:
     return counter.result()
 
 
-async def _worker(url: str, frames: int, deadline_s: float, log_level: str) -> dict[str, Any]:
+async def _worker(
+    url: str, frames: int, deadline_s: float, log_level: str, samples: int = 0
+) -> dict[str, Any]:
     """The whole ``Worker``; an event the dispatcher refuses (queue full) counts as lost."""
-    counter = _Counter(frames)
+    counter = _Counter(frames, samples)
     offer = Dispatcher.offer
 
     def counting_offer(self: Dispatcher, event: Event) -> bool:
@@ -171,12 +185,13 @@ def _receiver_main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--frames", type=int, required=True)
     parser.add_argument("--deadline", type=float, default=120.0)
+    parser.add_argument("--rss-samples", type=int, default=0, help="RSS notes over the run")
     args = parser.parse_args()
     if args.mode == "bare":
         result = asyncio.run(_bare(args.url, args.frames, args.deadline))
     else:
         level = "WARNING" if args.mode == "worker-warning" else "INFO"
-        result = asyncio.run(_worker(args.url, args.frames, args.deadline, level))
+        result = asyncio.run(_worker(args.url, args.frames, args.deadline, level, args.rss_samples))
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -219,7 +234,7 @@ def blast_server() -> Iterator[BlastHandle]:
                 proc.wait()
 
 
-def receiver_command(mode: str, url: str, frames: int) -> list[str]:
+def receiver_command(mode: str, url: str, frames: int, *extra: str) -> list[str]:
     """The command line of one receiver round (also what the profiler records)."""
     return [
         sys.executable,
@@ -231,6 +246,7 @@ def receiver_command(mode: str, url: str, frames: int) -> list[str]:
         url,
         "--frames",
         str(frames),
+        *extra,
     ]
 
 
@@ -241,18 +257,24 @@ def run_round(
     *,
     rate: float = 0.0,
     prefix: list[str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One receiver process against the blast server; ``rate`` 0 sends unpaced."""
     body = {"frames": frames, "rate": rate}
     httpx.post(f"{handle.url}/__bench/frames", json=body, timeout=10).raise_for_status()
     env = os.environ | {"BENCH_KEY_FILE": handle.key_file}
+    # Paced rounds last frames/rate seconds; the receiver gives up 120 s after that.
+    deadline = (frames / rate if rate > 0 else 0) + 120
     out = subprocess.run(
-        [*(prefix or []), *receiver_command(mode, handle.url, frames)],
+        [
+            *(prefix or []),
+            *receiver_command(mode, handle.url, frames, "--deadline", str(deadline), *extra),
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=deadline + 120,
         check=False,
     )
     for line in out.stdout.splitlines():
@@ -288,6 +310,27 @@ def measure(frames: int, rounds: int) -> dict[str, Any]:
         value = out[f"{mode}_events_per_s"]
         out[name] = value / bare if value and bare else None
     return out
+
+
+def growth(events: int, rate: float) -> dict[str, Any]:
+    """One ``worker`` round of ``events`` paced at ``rate``/s, RSS noted every 5%."""
+    with blast_server() as handle:
+        run = run_round(handle, "worker", events, rate=rate, extra=("--rss-samples", "20"))
+    samples = run["rss_mb"]
+    warm = [mb for n, mb in samples if n >= events // 5]  # after the first 20%
+    return {
+        "events": events,
+        "rate": rate,
+        "events_handled": run["handled"],
+        "lost": run["lost"],
+        "cpu_utilisation": run["cpu_utilisation"],
+        "cpu_us_per_event": run["cpu_us_per_event"],
+        "rss_mb_at_20pct": warm[0] if warm else None,
+        "rss_mb_end": samples[-1][1] if samples else None,
+        "rss_mb_max": max((mb for _, mb in samples), default=None),
+        "growth_mb_after_20pct": round(warm[-1] - warm[0], 1) if warm else None,
+        "samples": samples,
+    }
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import TaskStatus
@@ -254,8 +253,12 @@ class Dispatcher:
                 extra=event_fields(event) | {"attempt": attempt},
             )
             self._counts["retries"] += 1
-            with self._cancellable(float("inf")) as scope:
-                await self._clock.sleep(delay)
+            scope = self._cancellable(float("inf"))
+            try:
+                with scope:
+                    await self._clock.sleep(delay)
+            finally:
+                self._in_flight.discard(scope)
             if scope.cancelled_caught:
                 raise _Cancelled
 
@@ -266,11 +269,14 @@ class Dispatcher:
             started = self._clock.monotonic()
             failure: _Failure | None = None
             # The event loop's clock, not self._clock: the deadline is the loop's to keep.
-            with self._cancellable(asyncio.get_running_loop().time() + self._timeout_s) as scope:
-                try:
+            scope = self._cancellable(asyncio.get_running_loop().time() + self._timeout_s)
+            try:
+                with scope:
                     await route.handler(event, ctx)
-                except Exception as exc:  # a handler bug must never stop other events
-                    failure = _Failure("error", exc)
+            except Exception as exc:  # a handler bug must never stop other events
+                failure = _Failure("error", exc)
+            finally:
+                self._in_flight.discard(scope)
             self._observe(self._clock.monotonic() - started)
             if scope.cancelled_caught:
                 if self._abandon:
@@ -281,15 +287,13 @@ class Dispatcher:
             pending.remove(route)
         return None
 
-    @contextmanager
-    def _cancellable(self, deadline: float) -> Iterator[anyio.CancelScope]:
-        """A scope ``drain()`` can cancel, that also ends at ``deadline`` (loop time)."""
-        with anyio.CancelScope(deadline=deadline) as scope:
-            self._in_flight.add(scope)
-            try:
-                yield scope
-            finally:
-                self._in_flight.discard(scope)
+    def _cancellable(self, deadline: float) -> anyio.CancelScope:
+        """A scope ``drain()`` can cancel, ending at ``deadline`` (loop time); the caller
+        enters it and discards it from ``_in_flight`` when done (no context manager
+        wrapper: this runs for every handler call)."""
+        scope = anyio.CancelScope(deadline=deadline)
+        self._in_flight.add(scope)
+        return scope
 
     def _retry_delay(self, cause: BaseException, attempt: int) -> float:
         if isinstance(cause, Retry) and cause.after_s is not None:

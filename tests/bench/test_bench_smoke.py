@@ -93,7 +93,11 @@ def test_every_benchmark_runs_and_writes_the_json_keys(pg_server: Server, tmp_pa
     fp = results["footprint"]
     assert 10 < fp["idle_rss_mb_10_topics"] < 1000
     assert 0 < fp["ready_seconds"] < 60
-    assert fp["growth"]["events_sent"] == results["sizes"]["growth_events"]
+    growth = fp["growth"]
+    assert growth["events"] == results["sizes"]["growth_events"]
+    assert growth["events_handled"] + growth["lost"] == growth["events"]
+    assert len(growth["samples"]) == 20  # RSS noted every 5% of the events
+    assert all(10 < mb < 1000 for _, mb in growth["samples"])
 
     cu = results["catchup"]
     assert cu["status"] in ("measured", "not available yet")
