@@ -242,6 +242,19 @@ def table(all_results: dict[str, Any]) -> str:
                     f"(max {growth['rss_mb_max']}, handled {growth['events_handled']:,})",
                 )
             )
+            rows.append(
+                (
+                    "footprint",
+                    "  heap blocks (min-max), 1st | 2nd half",
+                    " | ".join(
+                        f"{low:,}-{high:,}"
+                        for low, high in (
+                            growth["heap_blocks_first_half"],
+                            growth["heap_blocks_second_half"],
+                        )
+                    ),
+                )
+            )
     cu = results.get("catchup")
     if cu:
         gap = cu.get("gap_events")

@@ -61,9 +61,10 @@ class _Counter:
     def __init__(self, frames: int, samples: int = 0) -> None:
         self.frames = frames
         self.warm = max(1, frames // 10)
-        # With ``samples``, RSS is noted every frames/samples events (about 20 µs each).
+        # With ``samples``, RSS and the number of memory blocks Python has allocated (its
+        # heap, without the allocator's retained pages) are noted every frames/samples events.
         self.sample_every = frames // samples if samples else 0
-        self.rss_mb: list[list[float]] = []
+        self.memory: list[list[float]] = []
         self._process = psutil.Process()
         self.count = 0
         self.lost = 0
@@ -75,7 +76,8 @@ class _Counter:
     def hit(self) -> None:
         self.count += 1
         if self.sample_every and self.count % self.sample_every == 0:
-            self.rss_mb.append([self.count, round(self._process.memory_info().rss / 1e6, 1)])
+            rss_mb = round(self._process.memory_info().rss / 1e6, 1)
+            self.memory.append([self.count, rss_mb, sys.getallocatedblocks()])
         self._tick()
 
     def miss(self) -> None:
@@ -100,7 +102,7 @@ class _Counter:
         return {
             "handled": self.count,
             "lost": self.lost,
-            "rss_mb": self.rss_mb,
+            "memory": self.memory,
             "events_per_s": handled / wall if complete else None,
             "cpu_us_per_event": cpu / processed * 1e6 if complete else None,
             "cpu_utilisation": cpu / wall if complete else None,
@@ -313,11 +315,16 @@ def measure(frames: int, rounds: int) -> dict[str, Any]:
 
 
 def growth(events: int, rate: float) -> dict[str, Any]:
-    """One ``worker`` round of ``events`` paced at ``rate``/s, RSS noted every 5%."""
+    """One ``worker`` round of ``events`` paced at ``rate``/s, memory noted every 5%.
+
+    ``samples`` are ``[events handled, RSS MB, Python heap blocks]``.
+    """
     with blast_server() as handle:
         run = run_round(handle, "worker", events, rate=rate, extra=("--rss-samples", "20"))
-    samples = run["rss_mb"]
-    warm = [mb for n, mb in samples if n >= events // 5]  # after the first 20%
+    samples = run["memory"]
+    warm = [mb for n, mb, _ in samples if n >= events // 5]  # after the first 20%
+    half = len(samples) // 2
+    blocks = [[b for _, _, b in part] for part in (samples[:half], samples[half:])]
     return {
         "events": events,
         "rate": rate,
@@ -327,7 +334,10 @@ def growth(events: int, rate: float) -> dict[str, Any]:
         "cpu_us_per_event": run["cpu_us_per_event"],
         "rss_mb_at_20pct": warm[0] if warm else None,
         "rss_mb_end": samples[-1][1] if samples else None,
-        "rss_mb_max": max((mb for _, mb in samples), default=None),
+        "rss_mb_max": max((mb for _, mb, _ in samples), default=None),
+        # The heap's range in each half of the run: a leak moves it up, a plateau does not.
+        "heap_blocks_first_half": [min(blocks[0]), max(blocks[0])] if blocks[0] else None,
+        "heap_blocks_second_half": [min(blocks[1]), max(blocks[1])] if blocks[1] else None,
         "growth_mb_after_20pct": round(warm[-1] - warm[0], 1) if warm else None,
         "samples": samples,
     }

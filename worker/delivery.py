@@ -235,10 +235,11 @@ class Progress:
             self._prune()
 
     def _prune(self) -> None:
+        # Rebuilt, not deleted from: a dict never shrinks on deletion, so at high rates the
+        # tables would keep the size of their largest batch for good (docs/performance.md).
         low = self._low
-        for table in (self._pending, self._finished):
-            for event_id in [i for i in table if i <= low]:
-                del table[event_id]
+        self._pending = {i: c for i, c in self._pending.items() if i > low}
+        self._finished = {i: c for i, c in self._finished.items() if i > low}
 
 
 class Ledger:

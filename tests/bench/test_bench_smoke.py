@@ -97,7 +97,7 @@ def test_every_benchmark_runs_and_writes_the_json_keys(pg_server: Server, tmp_pa
     assert growth["events"] == results["sizes"]["growth_events"]
     assert growth["events_handled"] + growth["lost"] == growth["events"]
     assert len(growth["samples"]) == 20  # RSS noted every 5% of the events
-    assert all(10 < mb < 1000 for _, mb in growth["samples"])
+    assert all(10 < mb < 1000 and blocks > 0 for _, mb, blocks in growth["samples"])
 
     cu = results["catchup"]
     assert cu["status"] in ("measured", "not available yet")

@@ -274,3 +274,51 @@ async def test_drain_before_run_returns_at_once() -> None:
     with anyio.fail_after(1):
         await h.dispatcher.drain(10.0)
     assert not h.dispatcher.offer(make_event(1))
+
+
+class StalledClock(FakeClock):
+    """A clock whose sleeps never end: a retry backoff that outlasts the drain grace."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await anyio.sleep_forever()
+
+
+async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
+    reg = HandlerRegistry()
+
+    @reg.on("*")
+    async def failing(event: Event, ctx: Context) -> None:
+        raise ValueError("try again later")
+
+    h = Harness(reg, concurrency=1, max_attempts=5)
+    h.dispatcher._clock = h.clock = StalledClock()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(h.dispatcher.run)
+            h.dispatcher.offer(make_event(1))
+            await eventually(lambda: len(h.clock.sleeps) == 1)
+            await h.dispatcher.drain(0.05)
+    assert h.done == [(1, Outcome.CANCELLED)]
+    assert h.handled("events", "error") == 1
+    assert h.dispatcher.statistics().in_flight == 0
+
+
+async def test_a_handler_timeout_is_not_mistaken_for_a_shutdown_cancel(
+    running: Callable[..., Any],
+) -> None:
+    # One cancel scope per call carries both the timeout and drain()'s cancel.
+    reg = HandlerRegistry()
+    calls: list[int] = []
+
+    @reg.on("*")
+    async def slow_then_fast(event: Event, ctx: Context) -> None:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await anyio.sleep_forever()
+
+    h = await running(reg, handler_timeout_s=0.05, max_attempts=2)
+    h.dispatcher.offer(make_event(1))
+    await eventually(lambda: h.done == [(1, Outcome.SUCCESS)])
+    assert calls == [1, 2]
+    assert h.handled("events", "timeout") == 1

@@ -143,3 +143,23 @@ def test_builtin_handlers_load() -> None:
     reg = load_handlers(["worker.handlers.log", "worker.handlers.webhook"])
     assert [(r.topic, r.event) for r in reg.routes] == [("*", "*"), ("*", "*")]
     reg.validate(["events"])
+
+
+def test_lookups_see_routes_added_after_an_earlier_lookup() -> None:
+    reg = HandlerRegistry()
+    reg.add("events", "a", _handler)
+    assert [r.event for r in reg.handlers_for("events", "a")] == ["a"]
+    reg.add("*", "*", _handler)
+    assert [r.event for r in reg.handlers_for("events", "a")] == ["a", "*"]
+
+
+def test_remembered_lookups_stay_bounded_whatever_event_names_arrive() -> None:
+    reg = HandlerRegistry()
+    reg.add("events", "*", _handler)
+    for n in range(HandlerRegistry.CACHE_SIZE * 3):
+        assert len(reg.handlers_for("events", f"hostile.{n}")) == 1
+    assert len(reg._cache) <= HandlerRegistry.CACHE_SIZE
+
+
+async def _handler(event: object, ctx: object) -> None:
+    pass
