@@ -146,7 +146,10 @@ class BlastServer:
     async def rpc(self, request: web.Request) -> web.Response:
         """The outbox RPCs the worker's delivery layer calls (supabase/migrations 000600)."""
         function = request.match_info["function"]
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ConnectionResetError:  # the worker left mid-request (the end of a round)
+            return web.Response(status=499)
         org_id, short, created_at = self.outbox
         if function == "outbox_position":
             return web.json_response([{"head": self.head, "db_now": _now_iso()}])
