@@ -29,7 +29,11 @@ ARG GID=10001
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only in Kubernetes; the .pyc
 # files are compiled at install time below, so nothing is written at run time.
 # HOME and TMPDIR point at /tmp, the only writable path (an emptyDir in the pod).
+# MALLOC_MMAP_THRESHOLD_: glibc raises its mmap threshold as large blocks are freed, then
+# keeps the delivery ledger's freed tables inside the heap; a fixed 128 KiB threshold
+# returns them to the OS, so RSS stays flat under load (docs/performance.md, section 4).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     PYTHONUNBUFFERED=1 \
     PYTHONFAULTHANDLER=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -165,6 +165,25 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _growth_rows(growth: dict[str, Any] | None, label: str) -> list[tuple[str, str, str]]:
+    if not growth or "error" in growth:
+        return []
+    first, second = growth["heap_blocks_first_half"], growth["heap_blocks_second_half"]
+    return [
+        (
+            "footprint",
+            f"RSS over {growth['events']:,} events at {growth['rate']:,.0f}/s ({label}), MB",
+            f"{growth['rss_mb_at_20pct']} at 20% -> {growth['rss_mb_end']} "
+            f"(max {growth['rss_mb_max']}, handled {growth['events_handled']:,})",
+        ),
+        (
+            "footprint",
+            "  heap blocks (min-max), 1st | 2nd half",
+            f"{first[0]:,}-{first[1]:,} | {second[0]:,}-{second[1]:,}",
+        ),
+    ]
+
+
 def table(all_results: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str]] = []
     results = {}
@@ -232,29 +251,8 @@ def table(all_results: dict[str, Any]) -> str:
                     f"{sample['rss_mb']} | {sample['cpu_percent']} | {sample['ready_seconds']}",
                 )
             )
-        growth = fp.get("growth")
-        if growth and "error" not in growth:
-            rows.append(
-                (
-                    "footprint",
-                    f"RSS over {growth['events']:,} events at {growth['rate']:,.0f}/s, MB",
-                    f"{growth['rss_mb_at_20pct']} at 20% -> {growth['rss_mb_end']} "
-                    f"(max {growth['rss_mb_max']}, handled {growth['events_handled']:,})",
-                )
-            )
-            rows.append(
-                (
-                    "footprint",
-                    "  heap blocks (min-max), 1st | 2nd half",
-                    " | ".join(
-                        f"{low:,}-{high:,}"
-                        for low, high in (
-                            growth["heap_blocks_first_half"],
-                            growth["heap_blocks_second_half"],
-                        )
-                    ),
-                )
-            )
+        for key, label in (("growth", "image malloc"), ("growth_default_malloc", "glibc default")):
+            rows += _growth_rows(fp.get(key), label)
     cu = results.get("catchup")
     if cu:
         gap = cu.get("gap_events")
@@ -306,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     if only & {"latency", "rotation", "footprint", "catchup"}:
         results |= asyncio.run(_stack_benches(size, only, args.database_url))
     if "footprint" in only and "error" not in results.get("footprint", {}):
-        try:
-            growth = throughput.growth(size["growth_events"], size["growth_rate"])
-        except Exception as exc:
-            growth = _failed("growth", exc)
-        results["footprint"]["growth"] = growth
+        # As the container image runs (its malloc setting), then with glibc's defaults.
+        for key, env in (("growth", throughput.IMAGE_ENV), ("growth_default_malloc", None)):
+            try:
+                growth = throughput.growth(size["growth_events"], size["growth_rate"], env)
+            except Exception as exc:
+                growth = _failed(key, exc)
+            results["footprint"][key] = growth
     results["machine"]["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     results["duration_s"] = round(time.time() - started, 1)
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ CPU time over the same window.
 
 ``growth`` is one ``worker`` round paced at a sustainable rate (1,000,000 events in the
 full run) whose receiver notes its own RSS every 5% of the events: memory must plateau.
+It runs with the container image's malloc setting (``IMAGE_ENV``, from the Dockerfile)
+and again without it, for comparison.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ORG_ID = "org_2benchthroughput"
 TOPIC = "events"
 MODES = ("bare", "worker", "worker-warning")
+#: What the Dockerfile sets that changes memory behaviour (see its comment).
+IMAGE_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 # -- receivers (run in their own process) ---------------------------------------------
@@ -260,11 +264,12 @@ def run_round(
     rate: float = 0.0,
     prefix: list[str] | None = None,
     extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One receiver process against the blast server; ``rate`` 0 sends unpaced."""
     body = {"frames": frames, "rate": rate}
     httpx.post(f"{handle.url}/__bench/frames", json=body, timeout=10).raise_for_status()
-    env = os.environ | {"BENCH_KEY_FILE": handle.key_file}
+    env = os.environ | (env or {}) | {"BENCH_KEY_FILE": handle.key_file}
     # Paced rounds last frames/rate seconds; the receiver gives up 120 s after that.
     deadline = (frames / rate if rate > 0 else 0) + 120
     out = subprocess.run(
@@ -314,13 +319,15 @@ def measure(frames: int, rounds: int) -> dict[str, Any]:
     return out
 
 
-def growth(events: int, rate: float) -> dict[str, Any]:
+def growth(events: int, rate: float, env: dict[str, str] | None = None) -> dict[str, Any]:
     """One ``worker`` round of ``events`` paced at ``rate``/s, memory noted every 5%.
 
-    ``samples`` are ``[events handled, RSS MB, Python heap blocks]``.
+    ``samples`` are ``[events handled, RSS MB, Python heap blocks]``; ``env`` is added to
+    the receiver's environment (``IMAGE_ENV`` to run as the container does).
     """
     with blast_server() as handle:
-        run = run_round(handle, "worker", events, rate=rate, extra=("--rss-samples", "20"))
+        extra = ("--rss-samples", "20")
+        run = run_round(handle, "worker", events, rate=rate, extra=extra, env=env)
     samples = run["memory"]
     warm = [mb for n, mb, _ in samples if n >= events // 5]  # after the first 20%
     half = len(samples) // 2
@@ -328,6 +335,7 @@ def growth(events: int, rate: float) -> dict[str, Any]:
     return {
         "events": events,
         "rate": rate,
+        "env": env or {},
         "events_handled": run["handled"],
         "lost": run["lost"],
         "cpu_utilisation": run["cpu_utilisation"],

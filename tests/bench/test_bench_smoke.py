@@ -15,9 +15,16 @@ import pytest
 
 from bench.plot import rotation_svg
 from bench.stats import percentile, summary_ms
+from bench.throughput import IMAGE_ENV
 from devstack.postgres import Server
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_growth_run_uses_the_container_images_malloc_setting() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for name, value in IMAGE_ENV.items():
+        assert f"{name}={value}" in dockerfile
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -93,11 +100,13 @@ def test_every_benchmark_runs_and_writes_the_json_keys(pg_server: Server, tmp_pa
     fp = results["footprint"]
     assert 10 < fp["idle_rss_mb_10_topics"] < 1000
     assert 0 < fp["ready_seconds"] < 60
-    growth = fp["growth"]
-    assert growth["events"] == results["sizes"]["growth_events"]
-    assert growth["events_handled"] + growth["lost"] == growth["events"]
-    assert len(growth["samples"]) == 20  # RSS noted every 5% of the events
-    assert all(10 < mb < 1000 and blocks > 0 for _, mb, blocks in growth["samples"])
+    for key, env in (("growth", IMAGE_ENV), ("growth_default_malloc", {})):
+        growth = fp[key]
+        assert growth["env"] == env
+        assert growth["events"] == results["sizes"]["growth_events"]
+        assert growth["events_handled"] + growth["lost"] == growth["events"]
+        assert len(growth["samples"]) == 20  # RSS noted every 5% of the events
+        assert all(10 < mb < 1000 and blocks > 0 for _, mb, blocks in growth["samples"])
 
     cu = results["catchup"]
     assert cu["status"] in ("measured", "not available yet")

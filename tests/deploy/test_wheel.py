@@ -62,6 +62,7 @@ class Installed:
             "TMPDIR": str(self.home),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            "MALLOC_MMAP_THRESHOLD_": "131072",
             "PROMETHEUS_DISABLE_CREATED_SERIES": "True",
             "WORKER_HTTP_PORT": "9464",
             **settings,
