@@ -281,7 +281,8 @@ class Dispatcher:
             if scope.cancelled_caught:
                 if self._abandon:
                     raise _Cancelled
-                failure = _Failure("timeout", TimeoutError())
+                timeout = TimeoutError(f"the handler ran longer than {self._timeout_s:g}s")
+                failure = _Failure("timeout", timeout)
             if failure is not None:
                 return failure
             pending.remove(route)

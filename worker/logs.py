@@ -86,8 +86,8 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        # Redacting the rendered line also covers nested extras; the patterns cannot span a
-        # quote or a backslash, so the JSON stays valid.
+        # Redacting the rendered line also covers nested extras; a match never ends inside
+        # a quote or an escape sequence, so the JSON stays valid.
         return redact(_ENCODER.encode(line))
 
 

@@ -182,7 +182,7 @@ async def test_exhausted_attempts_back_off_and_dead_letter(running: Callable[...
 
 
 async def test_a_hanging_handler_times_out_without_stopping_others(
-    running: Callable[..., Any],
+    running: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     reg = HandlerRegistry()
     never = anyio.Event()
@@ -201,6 +201,8 @@ async def test_a_hanging_handler_times_out_without_stopping_others(
     await eventually(lambda: len(h.done) == 2)
     assert h.done == [(1, Outcome.DEAD_LETTER), (2, Outcome.SUCCESS)]
     assert h.handled("events", "timeout") == 2
+    [dead] = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert "the handler ran longer than 0.05s" in dead.getMessage()
 
 
 async def test_events_without_handlers_are_ignored(running: Callable[..., Any]) -> None:
