@@ -295,14 +295,28 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def measure(frames: int, rounds: int) -> dict[str, Any]:
-    """Alternate bare / worker / worker-warning rounds; medians and the ratios."""
+def measure(
+    frames: int, rounds: int, paced_rate: float = 1000, paced_frames: int = 20_000
+) -> dict[str, Any]:
+    """Alternate bare / worker / worker-warning rounds; medians and the ratios. Then one
+    round per mode paced at ``paced_rate``: CPU per event at a steady rate, where each
+    socket read carries a frame or two instead of dozens (what a deployment pays for)."""
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     with blast_server() as handle:
         for _ in range(rounds):
             for mode in MODES:
                 runs[mode].append(run_round(handle, mode, frames))
+        paced = {
+            mode.replace("-", "_"): run_round(handle, mode, paced_frames, rate=paced_rate)
+            for mode in MODES
+        }
     out: dict[str, Any] = {"frames_per_round": frames, "rounds": rounds}
+    out["paced"] = {
+        "rate": paced_rate,
+        "frames": paced_frames,
+        **{f"{mode}_cpu_us_per_event": run["cpu_us_per_event"] for mode, run in paced.items()},
+        **{f"{mode}_lost": run["lost"] for mode, run in paced.items()},
+    }
     for mode in MODES:
         key = mode.replace("-", "_")
         out[f"{key}_events_per_s"] = _median([r["events_per_s"] for r in runs[mode]])

@@ -81,6 +81,8 @@ def test_every_benchmark_runs_and_writes_the_json_keys(pg_server: Server, tmp_pa
     assert tp["bare_events_per_s"] > 0
     assert tp["ratio"] is not None
     assert tp["ratio"] > 0  # the worker completes the run: nothing is lost on the way
+    assert tp["paced"]["bare_cpu_us_per_event"] > 0
+    assert tp["paced"]["worker_cpu_us_per_event"] > 0
 
     lat = results["latency"]
     for key in ("p50_ms_at_1000", "p99_ms_at_1000"):
