@@ -1,9 +1,10 @@
 """Where the receive path spends its CPU: py-spy over one throughput round.
 
-``python -m bench.profile [--mode worker] [--frames 40000]`` runs one receiver (see
-``bench.throughput``) under ``py-spy record --format raw`` (install it into the venv with
-``.venv/bin/pip install py-spy``), then prints self time grouped by component and the top
-functions. Idle samples (the event loop waiting in ``select``) are excluded.
+``python -m bench.profile [--mode worker] [--frames 40000] [--paced RATE]`` runs one
+receiver (see ``bench.throughput``) under ``py-spy record --format raw`` (install it into
+the venv with ``.venv/bin/pip install py-spy``), then prints self time grouped by
+component and the top functions. Idle samples (the event loop waiting in ``select``) are
+excluded.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def main() -> int:
     parser.add_argument("--mode", choices=throughput.MODES, default="worker")
     parser.add_argument("--frames", type=int, default=40_000)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--paced", type=float, default=0.0, help="frames per second from the server (0: unpaced)"
+    )
     args = parser.parse_args()
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if pyspy is None:
@@ -76,7 +80,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, throughput.blast_server() as handle:
         raw = Path(tmp) / "profile.txt"
         prefix = [pyspy, "record", "--format", "raw", "-o", str(raw), "--rate", str(args.rate)]
-        result = throughput.run_round(handle, args.mode, args.frames, prefix=[*prefix, "--"])
+        result = throughput.run_round(
+            handle, args.mode, args.frames, rate=args.paced, prefix=[*prefix, "--"]
+        )
         print(f"{args.mode}: {result}")
         print(summarise(raw))
     return 0
