@@ -16,17 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from devstack.pool import CONNECTION_LOST  # a lost connection is never "Unauthorized"
+
 INSUFFICIENT_PRIVILEGE = "42501"
-# The connection, not a policy, failed (e.g. Postgres restarting): never "Unauthorized".
-CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InternalClientError,  # e.g. a reset racing the server's goodbye on release
-)
 
 
 class PolicyError(Exception):

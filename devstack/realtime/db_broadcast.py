@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from devstack.realtime.authorization import CONNECTION_LOST
+from devstack.pool import CONNECTION_LOST
 from devstack.realtime.pubsub import UserBroadcast
 from devstack.realtime.tenant import DatabaseUnavailable
 from devstack.realtime.tokens import JoinError

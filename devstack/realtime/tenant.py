@@ -16,12 +16,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from devstack.jwt import Keyring
-from devstack.realtime.authorization import (
-    CONNECTION_LOST,
-    Permissions,
-    check_read,
-    check_write,
-)
+from devstack.pool import acquired
+from devstack.realtime.authorization import Permissions, check_read, check_write
 from devstack.realtime.limits import TenantLimits
 from devstack.realtime.ports import PostgresChangesLike
 from devstack.realtime.presence import PresenceRegistry
@@ -89,21 +85,17 @@ class Tenant:
         """
         if self.pool is None:
             raise DatabaseUnavailable(DB_UNREACHABLE)
-        try:
-            conn = await self.pool.acquire(timeout=5.0)
-        except (*CONNECTION_LOST, asyncpg.PostgresError, TimeoutError) as exc:
-            self._db_state(reachable=False, exc=exc)
-            raise DatabaseUnavailable(DB_UNREACHABLE) from exc
-        self._db_state(reachable=True)
-        try:
+        async with acquired(
+            self.pool,
+            timeout_s=5.0,
+            unreachable=self._unreachable,
+            reachable=lambda: self._db_state(reachable=True),
+        ) as conn:
             yield conn
-        except CONNECTION_LOST as exc:
-            self._db_state(reachable=False, exc=exc)
-            raise DatabaseUnavailable(DB_UNREACHABLE) from exc
-        finally:
-            # A connection the server dropped is discarded by the pool, not an error here.
-            with contextlib.suppress(*CONNECTION_LOST, asyncpg.PostgresError, TimeoutError):
-                await self.pool.release(conn)
+
+    def _unreachable(self, exc: BaseException) -> DatabaseUnavailable:
+        self._db_state(reachable=False, exc=exc)
+        return DatabaseUnavailable(DB_UNREACHABLE)
 
     def _db_state(self, *, reachable: bool, exc: BaseException | None = None) -> None:
         if reachable != self._db_reachable:

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from devstack.pool import acquired
 from devstack.rest import catalog as catalog_mod
 from devstack.rest.auth import Identity
 from devstack.rest.catalog import Catalog, Table
@@ -27,16 +28,6 @@ from devstack.rest.errors import ApiError, from_postgres
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 ACQUIRE_TIMEOUT_S = 5.0
-# The connection, not the query, failed (e.g. Postgres restarting): PostgREST's PGRST001.
-_CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InternalClientError,  # e.g. a reset racing the server's goodbye on release
-)
 
 _SETTINGS_SQL = """
 select set_config('role', $1, true),
@@ -87,19 +78,13 @@ class Backend:
         The pool replaces dead connections on acquire, so after a Postgres restart the
         next request reconnects by itself; the outage and the recovery are logged once.
         """
-        pool = self._require_pool()
-        try:
-            conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
-        except (*_CONNECTION_LOST, asyncpg.PostgresError, TimeoutError) as exc:
-            raise self._unreachable(exc) from exc
-        self._set_reachable()
-        try:
+        async with acquired(
+            self._require_pool(),
+            timeout_s=ACQUIRE_TIMEOUT_S,
+            unreachable=self._unreachable,
+            reachable=self._set_reachable,
+        ) as conn:
             yield conn
-        except _CONNECTION_LOST as exc:
-            raise self._unreachable(exc) from exc
-        finally:
-            with contextlib.suppress(*_CONNECTION_LOST, asyncpg.PostgresError, TimeoutError):
-                await pool.release(conn)  # a dropped connection is discarded by the pool
 
     def _unreachable(self, exc: BaseException) -> ApiError:
         if self._reachable:
