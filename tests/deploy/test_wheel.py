@@ -54,6 +54,18 @@ class Installed:
     def bin(self) -> Path:
         return self.venv / "bin"
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``realtime-worker ARGS`` from the image's working directory and environment."""
+        return subprocess.run(
+            [str(self.bin / "realtime-worker"), *args],
+            cwd=self.home,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     def env(self, **settings: str) -> dict[str, str]:
         """The image's environment (Dockerfile ENV) plus ``settings``; nothing inherited."""
         return {
@@ -153,29 +165,13 @@ def test_installed_worker_is_the_wheels_not_the_source_tree(installed: Installed
 
 
 def test_console_script_version(installed: Installed) -> None:
-    result = subprocess.run(
-        [str(installed.bin / "realtime-worker"), "--version"],
-        cwd=installed.home,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = installed.cli("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"realtime-worker {VERSION}"
 
 
 def test_console_script_reports_missing_settings_with_exit_2(installed: Installed) -> None:
-    result = subprocess.run(
-        [str(installed.bin / "realtime-worker"), "check"],
-        cwd=installed.home,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = installed.cli("check")
     assert result.returncode == 2, result.stdout + result.stderr
     for variable in ("SUPABASE_URL", "ORG_ID"):
         assert variable in result.stderr

@@ -91,6 +91,22 @@ async def insert_events(
         await conn.close()
 
 
+async def insert_burst(database_url: str, org_id: str, count: int) -> list[int]:
+    """``count`` events in one transaction: one burst of broadcasts at its commit."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "insert into org_events (org_id, topic, event, payload) "
+            "select $1, 'events', 'task.created', jsonb_build_object('n', n) "
+            "from generate_series(1, $2) as n returning id",
+            org_id,
+            count,
+        )
+    finally:
+        await conn.close()
+    return [r["id"] for r in rows]
+
+
 async def eventually(
     predicate: Callable[[], Any], timeout_s: float = 30.0, message: str = "condition"
 ) -> None:

@@ -12,7 +12,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import (
+    Org,
+    Recorder,
+    eventually,
+    insert_burst,
+    insert_events,
+    provision,
+    worker_env,
+)
 from worker.app import Worker
 from worker.settings import Settings
 
@@ -169,7 +177,7 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_depth)
-            inserted = await _insert_burst(stack, org.org_id, 300)
+            inserted = await insert_burst(stack.database_url, org.org_id, 300)
             await eventually(
                 lambda: sample(registry, "events_received_total", topic="events") >= 300,
                 10,
@@ -186,21 +194,6 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
     assert 300 - handled_then > 5 + 1
     assert max(depths) <= 5
     assert sorted(recorder.ids()) == sorted(inserted)
-
-
-async def _insert_burst(stack: Stack, org_id: str, count: int) -> list[int]:
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        rows = await conn.fetch(
-            "insert into org_events (org_id, topic, event, payload) "
-            "select $1, 'events', 'task.created', jsonb_build_object('n', n) "
-            "from generate_series(1, $2) as n returning id",
-            org_id,
-            count,
-        )
-    finally:
-        await conn.close()
-    return [r["id"] for r in rows]
 
 
 @pytest.mark.timeout(180)

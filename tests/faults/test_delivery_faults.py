@@ -21,7 +21,14 @@ import pytest
 from devstack.realtime.control import Control
 from devstack.rest import DataApi
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import (
+    Org,
+    eventually,
+    insert_burst,
+    insert_events,
+    provision,
+    worker_env,
+)
 from tests.faults.recording_handlers import read_record
 from tests.faults.support import Recorder, WorkerProcess, metric, org_subs, readyz, running
 from worker import Context, Event
@@ -92,22 +99,6 @@ def anchored(worker: Worker) -> bool:
 def passes(worker: Worker) -> int:
     assert worker.delivery is not None
     return worker.delivery.catchup.statistics().passes
-
-
-async def insert_burst(stack: Stack, org: Org, count: int) -> list[int]:
-    """``count`` events in one transaction (one burst of broadcasts)."""
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        rows = await conn.fetch(
-            "insert into org_events (org_id, topic, event, payload) "
-            "select $1, 'events', 'task.created', jsonb_build_object('n', n) "
-            "from generate_series(1, $2) as n returning id",
-            org.org_id,
-            count,
-        )
-    finally:
-        await conn.close()
-    return [r["id"] for r in rows]
 
 
 @asynccontextmanager
@@ -311,7 +302,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_repeats_keep_their_idempotenc
         return saved is not None and any(covers(saved, i) for i in inserted)
 
     async with worker_process(stack, org, recording_env(stack, org, first_log, **slow)) as first:
-        inserted = await insert_burst(stack, org, 50)
+        inserted = await insert_burst(stack.database_url, org.org_id, 50)
         await eventually(lambda: len(read_record(first_log).done) >= 10, 20, "mid-burst")
         await until(checkpoint_saved_mid_burst, 10, "a checkpoint saved during the burst")
         assert first.process is not None
