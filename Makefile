@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/ruff check worker devstack tests examples deploy/new-org bench
 	$(BIN)/ruff format --check worker devstack tests examples deploy/new-org bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Every test: lint, types, then the whole suite. Without DATABASE_URL the suite
 # starts an embedded Postgres; with it, each run makes a throw-away database there.

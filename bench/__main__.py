@@ -102,7 +102,7 @@ def machine() -> dict[str, Any]:
 
 
 def _catchup_missing() -> dict[str, Any] | None:
-    if importlib.util.find_spec("worker.catchup") is not None:
+    if importlib.util.find_spec("worker.delivery.catchup") is not None:
         return None
     return {"status": "not available yet", "events_per_s": None}
 

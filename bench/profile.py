@@ -22,14 +22,20 @@ from bench import throughput
 GROUPS = (
     ("client: pydantic frame parsing", ("validate_json",)),
     ("client: debug f-string reprs", ("__repr", "Enum.__repr__")),
-    ("worker: per-event log line", ("log_outcome", "logging/__init__", "worker/logs.py", "json/")),
+    (
+        "worker: per-event log line",
+        ("log_outcome", "logging/__init__", "worker/observe/logs.py", "json/"),
+    ),
     ("worker: prometheus metrics", ("prometheus_client",)),
     (
         "worker: intake, event parsing, dedup ledger",
-        ("worker/_intake.py", "worker/events.py", "worker/delivery.py", "worker/catchup.py"),
+        ("worker/realtime/intake.py", "worker/events.py", "worker/delivery/"),
     ),
-    ("worker: dispatch (anyio scopes, queue)", ("worker/dispatch.py", "anyio/")),
-    ("worker: realtime adapter wrappers", ("worker/_realtime.py",)),
+    ("worker: dispatch (anyio scopes, queue)", ("worker/dispatch/", "anyio/")),
+    (
+        "worker: realtime adapter wrappers",
+        ("worker/realtime/adapter.py", "worker/realtime/frames.py", "worker/realtime/channel.py"),
+    ),
     ("client: channel routing", ("realtime/_async",)),
     ("websockets + asyncio I/O", ("websockets/", "asyncio/", "selectors.py")),
     ("start-up (imports)", ("importlib", "<frozen")),

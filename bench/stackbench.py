@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry
 from bench.stats import summary_ms
 from worker import Context, Event, HandlerRegistry
 from worker.app import Worker
-from worker.logs import configure_logging
-from worker.metrics import CLOSE_REASONS
+from worker.observe.logs import configure_logging
+from worker.realtime.link import CLOSE_LABELS as CLOSE_REASONS
 from worker.settings import Settings
 from worker.tokens import Token
 

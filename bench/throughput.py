@@ -45,7 +45,7 @@ from bench import _keys
 from worker import Context, Event, HandlerRegistry
 from worker.app import Worker
 from worker.dispatch import Dispatcher
-from worker.logs import configure_logging
+from worker.observe.logs import configure_logging
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

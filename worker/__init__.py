@@ -8,15 +8,24 @@ What handler authors need::
     async def notify(event: Event, ctx: Context) -> None:
         ctx.log.info("task created", extra={"task": event.payload})
 
-Name the module in ``WORKER_HANDLERS`` and run ``realtime-worker run``.
+Name the module in ``WORKER_HANDLERS`` and run ``realtime-worker run``. To embed a worker
+(or run one in a test)::
+
+    async with worker.running(Settings.from_env(os.environ)) as w:
+        ...  # w.http_port, w.status(); leaving the block shuts it down in stages
+
+The parts, one folder each, are described in docs/architecture.md.
 """
 
+__version__ = "0.1.0"
+
+# __version__ first: the parts imported below read it.
+from worker.app import Worker, running
 from worker.context import Context
 from worker.errors import NonRetryable, Retry, WorkerError
 from worker.events import Event
 from worker.registry import HandlerRegistry, on
-
-__version__ = "0.1.0"
+from worker.settings import Settings
 
 __all__ = [
     "Context",
@@ -24,7 +33,10 @@ __all__ = [
     "HandlerRegistry",
     "NonRetryable",
     "Retry",
+    "Settings",
+    "Worker",
     "WorkerError",
     "__version__",
     "on",
+    "running",
 ]

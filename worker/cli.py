@@ -18,7 +18,7 @@ import anyio
 from worker import __version__
 from worker.app import Worker
 from worker.errors import ConfigError, SessionEnded, WorkerError, sole_error
-from worker.logs import configure_logging
+from worker.observe.logs import configure_logging
 from worker.preflight import run_checks, show_token
 from worker.settings import Settings
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import httpx
 from postgrest import AsyncPostgrestClient
 
-from worker._ports import TokenProvider
 from worker.errors import DataApiError
-from worker.events import Event
+from worker.events import Event, channel_topic
+from worker.ports import TokenProvider
 
 __all__ = ["Broadcaster", "Context", "ContextFactory", "EventLogger", "make_data_client"]
 
@@ -60,7 +60,7 @@ class Context:
         """Broadcast ``event`` with ``payload`` on this org's ``topic`` (a short name)."""
         if not topic or ":" in topic:
             raise ValueError(f"topic must be a short topic name, got {topic!r}")
-        await self._broadcaster.broadcast(f"org:{self.org_id}:{topic}", event, payload)
+        await self._broadcaster.broadcast(channel_topic(self.org_id, topic), event, payload)
 
 
 class ContextFactory:

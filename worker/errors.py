@@ -17,6 +17,7 @@
 
 Lower-level errors (httpx, jwt, websockets, realtime) are translated at the module that
 touches them, with ``raise ... from exc``. No message ever contains a secret or a token.
+What a retry can fix is decided once, here: ``is_transient``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ class Retry(HandlerError):
 
 class NonRetryable(HandlerError):
     """The event cannot succeed; dead-letter it without further attempts."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same call later can succeed: Clerk or the data API unreachable
+    or refusing for now, a token that failed a check (a key rotation or a fixed claim
+    recovers by itself), a timeout. Never an ended session, a configuration error or a
+    handler's own verdict: those need a person or are the dispatcher's to decide."""
+    if isinstance(exc, SessionEnded | ConfigError | HandlerError):
+        return False
+    return isinstance(exc, TokenError | DataApiError | RealtimeError | TimeoutError)
 
 
 def sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:

@@ -20,28 +20,54 @@ import re
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from worker.errors import WorkerError
 
-__all__ = ["REJECT_REASONS", "Event", "Limits", "RejectedEvent", "parse_broadcast"]
+__all__ = [
+    "REJECT_REASONS",
+    "Event",
+    "Limits",
+    "RejectReason",
+    "RejectedEvent",
+    "channel_topic",
+    "parse_broadcast",
+]
 
-# The same bounded set as ``metrics.REJECT_REASONS``; ``detail`` carries the specifics.
+
+class RejectReason(StrEnum):
+    """Why a frame never reached a handler (``events_rejected_total{reason}``); the parser
+    raises the first four, the dispatcher counts the last two."""
+
+    MALFORMED = "malformed"  # not an object, a field missing or mistyped, or inconsistent
+    WRONG_ORG = "wrong_org"  # the channel topic or the payload names another organization
+    UNKNOWN_TOPIC = "unknown_topic"  # not org:<ORG_ID>:<topic> with a subscribed topic
+    TOO_LARGE = "too_large"  # the payload exceeds Limits (size, node count or nesting depth)
+    QUEUE_FULL = "queue_full"  # the dispatcher's queue had no room (catch-up brings it)
+    SHUTTING_DOWN = "shutting_down"  # offered or still queued after intake stopped
+
+
+#: The reasons ``parse_broadcast`` raises.
 REJECT_REASONS = frozenset(
     {
-        "malformed",  # not an object, a field missing or mistyped, or inconsistent
-        "wrong_org",  # the channel topic or the payload names another organization
-        "unknown_topic",  # the topic is not org:<ORG_ID>:<topic> with a subscribed topic
-        "unknown_event",  # reserved for events no handler wants (not raised by the parser)
-        "too_large",  # the payload exceeds Limits (size, node count or nesting depth)
+        RejectReason.MALFORMED,
+        RejectReason.WRONG_ORG,
+        RejectReason.UNKNOWN_TOPIC,
+        RejectReason.TOO_LARGE,
     }
 )
+
+
+def channel_topic(org_id: str, topic: str) -> str:
+    """The full Realtime topic of an org's short topic: ``org:<org_id>:<topic>``."""
+    return f"org:{org_id}:{topic}"
 
 
 class RejectedEvent(WorkerError):
     """A frame that cannot become an ``Event``; ``reason`` is one of ``REJECT_REASONS``."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: RejectReason, detail: str) -> None:
         self.reason = reason
         self.detail = detail
         super().__init__(f"event rejected ({reason}): {detail}")
@@ -53,7 +79,8 @@ class Limits:
 
     max_depth: int = 32
     max_nodes: int = 100_000
-    # Approximate JSON size; websockets already caps a frame at 1 MiB.
+    # Approximate JSON size (the adapter lets frames up to 4 MiB in; Realtime's own limit is
+    # 3000 KB on its largest plans).
     max_bytes: int = 1_048_576
     max_name_len: int = 200
 
@@ -87,7 +114,7 @@ class Event:
 
 def parse_broadcast(
     org_id: str,
-    channel_topic: str,
+    full_topic: str,
     message: object,
     *,
     topics: Collection[str] | None = None,
@@ -96,22 +123,22 @@ def parse_broadcast(
 ) -> Event:
     """Validate one broadcast callback payload and build an ``Event``.
 
-    ``channel_topic`` may carry the client's ``realtime:`` prefix. ``topics`` is the set of
+    ``full_topic`` may carry the client's ``realtime:`` prefix. ``topics`` is the set of
     subscribed short topic names (None accepts any). Raises ``RejectedEvent`` only.
     """
-    topic = _topic_of(org_id, channel_topic, topics)
+    topic = _topic_of(org_id, full_topic, topics)
     if not isinstance(message, Mapping):
-        raise RejectedEvent("malformed", "the broadcast frame is not an object")
+        raise RejectedEvent(RejectReason.MALFORMED, "the broadcast frame is not an object")
     name = _name(message.get("event"), "event", limits)
     payload = message.get("payload")
     if not isinstance(payload, Mapping):
-        raise RejectedEvent("malformed", "the broadcast payload is not an object")
+        raise RejectedEvent(RejectReason.MALFORMED, "the broadcast payload is not an object")
     _check_size(payload, limits)
     message_id, replayed = _meta(message.get("meta"))
     common: dict[str, Any] = {
         "org_id": org_id,
         "topic": topic,
-        "channel_topic": f"org:{org_id}:{topic}",
+        "channel_topic": channel_topic(org_id, topic),
         "event": name,
         "message_id": message_id,
         "received_at": time.time() if received_at is None else received_at,
@@ -123,25 +150,29 @@ def parse_broadcast(
     return Event(payload=dict(payload), event_id=None, **common)
 
 
-def _topic_of(org_id: str, channel_topic: str, topics: Collection[str] | None) -> str:
-    sub = channel_topic.removeprefix("realtime:")
-    prefix = f"org:{org_id}:"
+def _topic_of(org_id: str, full_topic: str, topics: Collection[str] | None) -> str:
+    sub = full_topic.removeprefix("realtime:")
+    prefix = channel_topic(org_id, "")
     # Exact prefix comparison: Clerk ids contain '_' and one id can prefix another.
     if not sub.startswith(prefix):
-        raise RejectedEvent("wrong_org", "the channel topic is not one of this organization's")
+        raise RejectedEvent(
+            RejectReason.WRONG_ORG, "the channel topic is not one of this organization's"
+        )
     topic = sub[len(prefix) :]
     if not topic or ":" in topic:
-        raise RejectedEvent("unknown_topic", "the channel topic has no valid short topic")
+        raise RejectedEvent(
+            RejectReason.UNKNOWN_TOPIC, "the channel topic has no valid short topic"
+        )
     if topics is not None and topic not in topics:
-        raise RejectedEvent("unknown_topic", f"topic {topic!r} is not subscribed")
+        raise RejectedEvent(RejectReason.UNKNOWN_TOPIC, f"topic {topic!r} is not subscribed")
     return topic
 
 
 def _name(value: object, what: str, limits: Limits) -> str:
     if not isinstance(value, str) or not value:
-        raise RejectedEvent("malformed", f"{what} must be a non-empty string")
+        raise RejectedEvent(RejectReason.MALFORMED, f"{what} must be a non-empty string")
     if len(value) > limits.max_name_len:
-        raise RejectedEvent("malformed", f"{what} is longer than {limits.max_name_len}")
+        raise RejectedEvent(RejectReason.MALFORMED, f"{what} is longer than {limits.max_name_len}")
     _check_text(value)
     return value
 
@@ -150,13 +181,13 @@ def _meta(meta: object) -> tuple[str | None, bool]:
     if meta is None:
         return None, False
     if not isinstance(meta, Mapping):
-        raise RejectedEvent("malformed", "meta must be an object")
+        raise RejectedEvent(RejectReason.MALFORMED, "meta must be an object")
     message_id = meta.get("id")
     replayed = meta.get("replayed", False)
     if message_id is not None and not isinstance(message_id, str):
-        raise RejectedEvent("malformed", "meta.id must be a string")
+        raise RejectedEvent(RejectReason.MALFORMED, "meta.id must be a string")
     if not isinstance(replayed, bool):
-        raise RejectedEvent("malformed", "meta.replayed must be a boolean")
+        raise RejectedEvent(RejectReason.MALFORMED, "meta.replayed must be a boolean")
     return message_id, replayed
 
 
@@ -168,17 +199,21 @@ def _is_outbox(payload: Mapping[str, Any]) -> bool:
 
 def _outbox_event(payload: Mapping[str, Any], common: dict[str, Any], limits: Limits) -> Event:
     if payload.get("org_id") != common["org_id"]:
-        raise RejectedEvent("wrong_org", "the outbox row belongs to another organization")
+        raise RejectedEvent(
+            RejectReason.WRONG_ORG, "the outbox row belongs to another organization"
+        )
     if _name(payload.get("topic"), "payload.topic", limits) != common["topic"]:
-        raise RejectedEvent("malformed", "payload.topic differs from the channel topic")
+        raise RejectedEvent(RejectReason.MALFORMED, "payload.topic differs from the channel topic")
     if _name(payload.get("event"), "payload.event", limits) != common["event"]:
-        raise RejectedEvent("malformed", "payload.event differs from the broadcast event")
+        raise RejectedEvent(
+            RejectReason.MALFORMED, "payload.event differs from the broadcast event"
+        )
     inner = payload.get("payload")
     if not isinstance(inner, Mapping):
-        raise RejectedEvent("malformed", "payload.payload must be an object")
+        raise RejectedEvent(RejectReason.MALFORMED, "payload.payload must be an object")
     created_at = payload.get("created_at")
     if created_at is not None and not isinstance(created_at, str):
-        raise RejectedEvent("malformed", "payload.created_at must be a string")
+        raise RejectedEvent(RejectReason.MALFORMED, "payload.created_at must be a string")
     return Event(payload=dict(inner), event_id=int(payload["id"]), created_at=created_at, **common)
 
 
@@ -191,7 +226,7 @@ def _check_other_org(org_id: str, payload: Mapping[str, Any]) -> None:
             candidates.append(row.get("organization_id"))
     for value in candidates:
         if value is not None and value != org_id:
-            raise RejectedEvent("wrong_org", "the payload names another organization")
+            raise RejectedEvent(RejectReason.WRONG_ORG, "the payload names another organization")
 
 
 _SCALAR_SIZE = 8
@@ -221,7 +256,9 @@ def _check_size(payload: Mapping[str, Any], limits: Limits) -> None:
             size += len(container) + 2
             children = container
         if children and depth >= limits.max_depth:
-            raise RejectedEvent("too_large", f"the payload nests deeper than {limits.max_depth}")
+            raise RejectedEvent(
+                RejectReason.TOO_LARGE, f"the payload nests deeper than {limits.max_depth}"
+            )
         nodes += len(children)
         for child in children:
             kind = type(child)
@@ -236,7 +273,7 @@ def _check_size(payload: Mapping[str, Any], limits: Limits) -> None:
             else:
                 size += _other_size(child, depth + 1, stack)
         if nodes > limits.max_nodes or size > limits.max_bytes:
-            raise RejectedEvent("too_large", "the payload exceeds the size limit")
+            raise RejectedEvent(RejectReason.TOO_LARGE, "the payload exceeds the size limit")
 
 
 def _other_size(value: object, depth: int, stack: list[tuple[Container, int]]) -> int:
@@ -249,14 +286,14 @@ def _other_size(value: object, depth: int, stack: list[tuple[Container, int]]) -
     if isinstance(value, Mapping | list | tuple):
         stack.append((value, depth))
         return 0
-    raise RejectedEvent("malformed", f"a {type(value).__name__} is not a JSON value")
+    raise RejectedEvent(RejectReason.MALFORMED, f"a {type(value).__name__} is not a JSON value")
 
 
 def _key_size(mapping: Mapping[Any, Any]) -> int:
     size = 0
     for key in mapping:
         if not isinstance(key, str):
-            raise RejectedEvent("malformed", "object keys must be strings")
+            raise RejectedEvent(RejectReason.MALFORMED, "object keys must be strings")
         if not key.isascii():
             _check_text(key)
         size += len(key) + 4
@@ -269,4 +306,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _check_text(value: str) -> None:
     if not value.isascii() and _SURROGATE.search(value):
-        raise RejectedEvent("malformed", "a string is not valid Unicode (a lone surrogate)")
+        raise RejectedEvent(
+            RejectReason.MALFORMED, "a string is not valid Unicode (a lone surrogate)"
+        )

@@ -13,10 +13,10 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 
-from worker._realtime import RealtimeAdapter
 from worker.clock import SystemClock
 from worker.context import make_data_client
 from worker.errors import JoinRefused, WorkerError
+from worker.realtime.adapter import RealtimeAdapter
 from worker.settings import Settings
 from worker.tokens import Token, TokenVerifier, source_from_settings
 

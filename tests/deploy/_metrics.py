@@ -2,7 +2,7 @@
 
 The deploy files are checked against this list (test_metric_names.py), and the list
 against a real worker's /metrics (test_exported_metrics.py, and through a real Prometheus
-in test_prometheus_e2e.py): a metric added to or removed from worker/metrics.py must be
+in test_prometheus_e2e.py): a metric added to or removed from worker/observe/metrics.py must be
 added or removed here too.
 """
 

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 from devstack.stack import Stack
 from tests.e2e.conftest import Org, Recorder, eventually, worker_env
 from worker.app import Worker
+from worker.realtime.supervisor import SupervisorTiming
 from worker.settings import Settings
-from worker.supervisor import SupervisorTiming
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -70,8 +70,8 @@ async def readyz(worker: Worker) -> int:
 
 def channel(worker: Worker, topic: str = "events") -> Any:
     """The supervisor's statistics of one topic's channel."""
-    assert worker.supervisor is not None
-    (found,) = [c for c in worker.supervisor.statistics().channels if c.topic == topic]
+    assert worker.realtime.supervisor is not None
+    (found,) = [c for c in worker.realtime.supervisor.statistics().channels if c.topic == topic]
     return found
 
 

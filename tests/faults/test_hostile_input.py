@@ -17,11 +17,12 @@ from devstack.stack import Stack
 from tests.e2e.conftest import eventually, insert_events, provision
 from tests.faults.support import Recorder, metric, running
 from tests.worker.rt_fakes import FakeClock, MetricsProbe
-from worker._intake import Intake
-from worker._realtime import RealtimeAdapter
-from worker._verify import check_claims
 from worker.errors import TokenRejected
-from worker.metrics import REJECT_REASONS
+from worker.events import RejectReason
+from worker.realtime import RealtimeAdapter
+from worker.realtime.frames import deliver
+from worker.realtime.intake import Intake
+from worker.tokens.verify import check_claims
 
 pytestmark = [pytest.mark.anyio]
 
@@ -62,7 +63,7 @@ def hostile_cases(org_id: str) -> list[tuple[str, str, Any, str]]:
 
 
 def rejected(worker: Any) -> dict[str, float]:
-    return {r: metric(worker, "events_rejected_total", reason=r)() for r in REJECT_REASONS}
+    return {r: metric(worker, "events_rejected_total", reason=r)() for r in RejectReason}
 
 
 @pytest.mark.timeout(90)
@@ -140,7 +141,7 @@ def test_the_intake_never_raises_and_counts_every_frame_exactly_once(
     )
     intake(channel, message)  # type: ignore[arg-type]  # hostile on purpose
     received = probe.value("events_received_total", topic="events")
-    refused = sum(probe.value("events_rejected_total", reason=r) for r in REJECT_REASONS)
+    refused = sum(probe.value("events_rejected_total", reason=r) for r in RejectReason)
     assert (received, refused) in ((1, 0), (0, 1))
     assert len(offered) == received
 
@@ -160,12 +161,11 @@ frames = st.fixed_dictionaries(
 def test_reading_frames_the_client_cannot_read_never_raises(
     frame: object, raw: bool, cut: int
 ) -> None:
-    adapter = RealtimeAdapter(url="http://127.0.0.1:1/realtime/v1", apikey="anon")
+    client = RealtimeAdapter(url="http://127.0.0.1:1/realtime/v1", apikey="anon")._client
     sunk: list[tuple[str, object]] = []
-    adapter._sink = lambda topic, message: sunk.append((topic, message))
     text = json.dumps(frame, default=repr)
     data = text[:cut] if raw else text  # truncated text is not JSON at all
-    delivered = adapter._delivered(adapter._client, data)
+    delivered = deliver(client, data, lambda topic, message: sunk.append((topic, message)))
     assert len(sunk) <= 1
     if not delivered:
         assert sunk == []  # handed back to the client, which reads it as usual

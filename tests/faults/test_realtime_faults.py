@@ -14,7 +14,7 @@ import pytest
 from devstack.stack import Stack
 from tests.e2e.conftest import eventually, insert_events, provision
 from tests.faults.support import Recorder, channel, get, metric, org_subs, readyz, running
-from worker.supervisor import SupervisorTiming
+from worker.realtime.supervisor import SupervisorTiming
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -65,7 +65,7 @@ def supervisor_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "worker.supervisor" and r.levelno >= logging.ERROR
+        if r.name == "worker.realtime.supervisor" and r.levelno >= logging.ERROR
     ]
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.worker.phoenix_fake import PhoenixFake, _Conn
 from tests.worker.rt_fakes import FakeClock, FakeLink, FakeTokens, MetricsProbe, eventually
-from worker._realtime import RealtimeAdapter
-from worker.supervisor import Supervisor
+from worker.realtime import RealtimeAdapter
+from worker.realtime.supervisor import Supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -113,7 +113,7 @@ async def test_a_closed_socket_is_not_a_stall(fake: SilentPhoenix) -> None:
 async def test_the_supervisor_rebuilds_a_stalled_client_and_rejoins(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, "worker.supervisor")
+    caplog.set_level(logging.WARNING, "worker.realtime.supervisor")
     link, probe = FakeLink(), MetricsProbe()
     sup = Supervisor(
         link=link,

@@ -11,7 +11,7 @@ import anyio.lowlevel
 from prometheus_client import CollectorRegistry
 
 from worker.errors import JoinRefused
-from worker.metrics import Metrics
+from worker.observe.metrics import Metrics
 
 
 async def eventually(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:

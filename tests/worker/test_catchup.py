@@ -15,17 +15,17 @@ import pytest
 
 from tests.worker.fakes import FakeClock
 from tests.worker.rt_fakes import FakeLink, FakeTokens, MetricsProbe, eventually
-from worker._intake import Intake
-from worker.catchup import CatchUp, finisher
-from worker.checkpoint import Checkpointer, OutboxStore
 from worker.context import Context, EventLogger, make_data_client
-from worker.delivery import Checkpoint, Ledger, Position
+from worker.delivery import Checkpointer, OutboxStore
+from worker.delivery.catchup import CatchUp, finisher
+from worker.delivery.ledger import Checkpoint, Ledger, Position
 from worker.dispatch import Dispatcher, Outcome
 from worker.errors import ConfigError, DataApiError
 from worker.events import Event, parse_broadcast
+from worker.realtime.intake import Intake
+from worker.realtime.supervisor import Supervisor
 from worker.registry import HandlerRegistry
 from worker.settings import Settings
-from worker.supervisor import Supervisor
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,8 @@ from tests.worker.fakes import (
     clerk_error,
     raising,
 )
-from worker._clerk import ClerkTokenSource
 from worker.errors import SessionEnded, TokenUnavailable
+from worker.tokens.sources.clerk import ClerkTokenSource
 
 pytestmark = pytest.mark.anyio
 

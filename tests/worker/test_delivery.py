@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.delivery import Checkpoint, Ledger, Progress, SeenIds, parse_db_time
+from worker.delivery.ledger import Checkpoint, Ledger, Progress, SeenIds, parse_db_time
 
 SETTLE = 10.0
 

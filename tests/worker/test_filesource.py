@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker._filesource import FileTokenSource
 from worker.errors import TokenUnavailable
+from worker.tokens.sources.file import FileTokenSource
 
 pytestmark = pytest.mark.anyio
 

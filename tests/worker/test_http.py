@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from worker.http import HealthChecks, HttpServer
-from worker.metrics import Metrics
+from worker.observe.http import HealthChecks, HttpServer
+from worker.observe.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.worker.fakes import claims_v2, sign
-from worker.logs import JsonFormatter, configure_logging, redact
+from worker.observe.logs import JsonFormatter, configure_logging, redact
 
 SECRET = "sk_live_AbCdEf0123456789"
 # Module-level switches configure_logging turns off (caller, thread and process lookups).
@@ -22,7 +22,7 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter({"org_id": "org_2abc"}))
-    logger = logging.getLogger("tests.worker.logs")
+    logger = logging.getLogger("tests.worker.observe.logs")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from worker.metrics import CLOSE_REASONS, HANDLED_RESULTS, JOIN_RESULTS, TOKEN_RESULTS, Metrics
+from worker.dispatch import HandledResult as HANDLED_RESULTS
+from worker.observe.metrics import Metrics
+from worker.realtime import JoinResult as JOIN_RESULTS
+from worker.realtime.link import CLOSE_LABELS as CLOSE_REASONS
+from worker.tokens import RefreshResult as TOKEN_RESULTS
 
 EXPECTED = {
     "build_info",

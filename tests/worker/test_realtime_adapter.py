@@ -10,10 +10,10 @@ import pytest
 
 from tests.worker.phoenix_fake import PhoenixFake
 from tests.worker.rt_fakes import MetricsProbe, eventually
-from worker._realtime import ChannelHandle, Intake, RealtimeAdapter
 from worker.clock import SystemClock
 from worker.errors import JoinRefused, RealtimeError
 from worker.events import Event
+from worker.realtime import ChannelHandle, Intake, RealtimeAdapter
 
 pytestmark = pytest.mark.anyio
 

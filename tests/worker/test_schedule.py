@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker._schedule import backoff_delay, refresh_at
+from worker.retry import bounded_delay as backoff_delay
+from worker.tokens.schedule import refresh_at
 
 T0 = 1_800_000_000.0
 

@@ -19,9 +19,9 @@ from tests.worker.rt_fakes import (
     MetricsProbe,
     eventually,
 )
-from worker._realtime import RealtimeAdapter
 from worker.clock import SystemClock
-from worker.supervisor import Supervisor, SupervisorTiming, close_reason
+from worker.realtime import RealtimeAdapter
+from worker.realtime.supervisor import Supervisor, SupervisorTiming, close_reason
 
 pytestmark = pytest.mark.anyio
 
@@ -128,7 +128,7 @@ async def test_rate_limit_close_waits_at_least_the_floor(
 async def test_refused_join_backs_off_without_a_hot_loop(
     rig: Callable[..., Awaitable[Rig]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, "worker.supervisor")
+    caplog.set_level(logging.ERROR, "worker.realtime.supervisor")
     r = await rig(start=False)
     reason = f"Unauthorized: You do not have permissions to read from this Channel topic: {SUB}"
     r.fake.join_errors[SUB] = reason
@@ -142,7 +142,7 @@ async def test_refused_join_backs_off_without_a_hot_loop(
     errors = [
         rec.getMessage()
         for rec in caplog.records
-        if rec.name == "worker.supervisor" and rec.levelno == logging.ERROR
+        if rec.name == "worker.realtime.supervisor" and rec.levelno == logging.ERROR
     ]
     assert errors
     assert SUB in errors[0]

@@ -27,13 +27,13 @@ from tests.worker.fakes import (
     key,
     sign,
 )
-from worker._clerk import ClerkTokenSource
-from worker._filesource import FileTokenSource
-from worker._verify import Token, TokenVerifier
 from worker.errors import ConfigError, SessionEnded, TokenRejected, TokenUnavailable
-from worker.metrics import Metrics
+from worker.observe.metrics import Metrics
 from worker.settings import Settings
 from worker.tokens import TokenManager, TokenSource, source_from_settings
+from worker.tokens.sources.clerk import ClerkTokenSource
+from worker.tokens.sources.file import FileTokenSource
+from worker.tokens.verify import Token, TokenVerifier
 
 pytestmark = pytest.mark.anyio
 

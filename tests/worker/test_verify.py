@@ -21,8 +21,8 @@ from tests.worker.fakes import (
     key,
     sign,
 )
-from worker._verify import TokenVerifier, check_claims
 from worker.errors import TokenRejected, TokenUnavailable
+from worker.tokens.verify import TokenVerifier, check_claims
 
 pytestmark = pytest.mark.anyio
 

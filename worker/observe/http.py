@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 __all__ = ["HealthCheck", "HealthChecks", "HttpServer"]
 
-log = logging.getLogger("worker.http")
+log = logging.getLogger("worker.observe.http")
 
 #: A readiness check: None when healthy, else a short reason.
 HealthCheck = Callable[[], str | None]

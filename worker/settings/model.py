@@ -1,4 +1,4 @@
-"""Settings: one frozen, typed object built from an explicit mapping.
+"""``Settings``: one frozen, typed object built from an explicit mapping.
 
 ``Settings.from_env(os.environ)`` validates everything at once and raises
 ``ConfigError`` listing every problem, each naming the variable and the fix. Secrets are
@@ -7,17 +7,17 @@ wrapped in ``SecretStr`` so they never show in a repr, a log line or an error.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
+from worker.events import channel_topic
+from worker.settings.reader import Reader, SecretStr, read_env_file
 
-__all__ = ["CLERK_MIN_EXPIRES_IN_S", "SecretStr", "Settings"]
+__all__ = ["CLERK_MIN_EXPIRES_IN_S", "SecretStr", "Settings"]  # SecretStr: re-exported
 
 #: Clerk refuses ``expires_in_seconds`` below 30; only local stand-ins accept less.
 CLERK_MIN_EXPIRES_IN_S = 30
@@ -26,34 +26,7 @@ _ORG_RE = re.compile(r"^org_[A-Za-z0-9]+$")
 _SESSION_RE = re.compile(r"^sess_[A-Za-z0-9]+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
-_SECRETISH_RE = re.compile(r"sk_(live|test)_|ey[A-Za-z0-9_-]{8,}\.")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-_N = TypeVar("_N", int, float)
-
-
-class SecretStr:
-    """A string that never shows itself: ``repr`` and ``str`` give ``[secure]``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        """The secret itself; pass it straight to the place that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "[secure]"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretStr) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -93,7 +66,7 @@ class Settings:
     @property
     def channel_topics(self) -> list[str]:
         """The full Realtime topics: ``org:<ORG_ID>:<topic>`` for each configured topic."""
-        return [f"org:{self.org_id}:{t}" for t in self.topics]
+        return [channel_topic(self.org_id, t) for t in self.topics]
 
     @property
     def uses_token_file(self) -> bool:
@@ -109,104 +82,16 @@ class Settings:
         problems: list[str] = []
         merged: dict[str, str] = {}
         if env_file is not None:
-            merged.update(_read_env_file(env_file, problems))
+            merged.update(read_env_file(env_file, problems))
         merged.update(environ)
-        reader = _Reader(merged, problems)
+        reader = Reader(merged, problems)
         kwargs = _read_core(reader) | _read_clerk(reader) | _read_worker(reader)
         if problems:
             raise ConfigError(problems)
-        return cls(**kwargs)  # type: ignore[arg-type]  # keys and types checked by _Reader
+        return cls(**kwargs)  # type: ignore[arg-type]  # keys and types checked by Reader
 
 
-def _read_env_file(path: Path, problems: list[str]) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines; ``#`` comments, blank lines and surrounding quotes allowed."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.append(f"env file {path}: cannot be read ({exc.strerror}); fix the path")
-        return {}
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip():
-            problems.append(f"env file {path} line {number}: expected KEY=VALUE")
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-class _Reader:
-    """Reads typed values, recording a problem (never the value of a secret) on failure."""
-
-    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
-        self.env = env
-        self.problems = problems
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name, "").strip()
-        return value or None
-
-    def required(self, name: str, what: str) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            self.problems.append(f"{name} is required: set it to {what}")
-        return value
-
-    def matching(self, name: str, value: str | None, pattern: re.Pattern[str], what: str) -> None:
-        if value is not None and not pattern.match(value):
-            self.problems.append(f"{name}={_shown(value)} is invalid: it must be {what}")
-
-    def number(self, name: str, default: _N, parse: Callable[[str], _N], minimum: float) -> _N:
-        value = self.raw(name)
-        if value is None:
-            return default
-        kind = "an integer" if parse is int else "a number"
-        try:
-            parsed = parse(value)
-        except ValueError:
-            parsed = None
-        if parsed is None or not math.isfinite(parsed):
-            self.problems.append(f"{name}={value!r} is not {kind}: set {kind} >= {minimum}")
-            return default
-        if parsed < minimum:
-            self.problems.append(f"{name}={value!r} is too small: set a value >= {minimum}")
-        return parsed
-
-    def url(self, name: str, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.problems.append(f"{name}={_shown(value)} is not an http(s) URL: set https://...")
-            return None
-        return value.rstrip("/")
-
-    def names(
-        self, name: str, default: str, pattern: re.Pattern[str], what: str
-    ) -> tuple[str, ...]:
-        raw = self.env.get(name, default)
-        items = tuple(part.strip() for part in raw.split(",") if part.strip())
-        for item in items:
-            self.matching(name, item, pattern, what)
-        if len(set(items)) != len(items):
-            self.problems.append(f"{name} lists a name twice: remove the duplicate")
-        return items
-
-
-def _shown(value: str) -> str:
-    """Echo a bad value to help the operator, unless it looks like a pasted secret."""
-    if _SECRETISH_RE.search(value) or len(value) > 120:
-        return "[hidden: looks like a secret or token]"
-    return repr(value)
-
-
-def _read_core(r: _Reader) -> dict[str, object]:
+def _read_core(r: Reader) -> dict[str, object]:
     url = r.url("SUPABASE_URL", r.required("SUPABASE_URL", "the project URL, https://<ref>..."))
     key = r.required("SUPABASE_ANON_KEY", "the project's anon (publishable) key")
     org = r.required("ORG_ID", "the Clerk organization id (org_...)")
@@ -218,7 +103,7 @@ def _read_core(r: _Reader) -> dict[str, object]:
     }
 
 
-def _read_clerk(r: _Reader) -> dict[str, object]:
+def _read_clerk(r: Reader) -> dict[str, object]:
     api_url = r.url("CLERK_API_URL", r.raw("CLERK_API_URL") or "https://api.clerk.com")
     token_file = r.raw("WORKER_TOKEN_FILE")
     secret = sid = None
@@ -247,7 +132,7 @@ def _read_clerk(r: _Reader) -> dict[str, object]:
     }
 
 
-def _read_expires_in(r: _Reader, api_url: str | None) -> int | None:
+def _read_expires_in(r: Reader, api_url: str | None) -> int | None:
     name = "CLERK_TOKEN_EXPIRES_IN_SECONDS"
     if r.raw(name) is None:
         return None
@@ -263,7 +148,7 @@ def _read_expires_in(r: _Reader, api_url: str | None) -> int | None:
     return value
 
 
-def _read_worker(r: _Reader) -> dict[str, object]:
+def _read_worker(r: Reader) -> dict[str, object]:
     level = (r.raw("WORKER_LOG_LEVEL") or "INFO").upper()
     if level not in _LOG_LEVELS:
         r.problems.append(f"WORKER_LOG_LEVEL={level!r} is invalid: use one of {_LOG_LEVELS}")
@@ -297,7 +182,7 @@ def _read_worker(r: _Reader) -> dict[str, object]:
 MAX_CATCHUP_PAGE_SIZE = 1000
 
 
-def _read_delivery(r: _Reader) -> dict[str, object]:
+def _read_delivery(r: Reader) -> dict[str, object]:
     page = r.number("WORKER_CATCHUP_PAGE_SIZE", 500, int, 1)
     if page > MAX_CATCHUP_PAGE_SIZE:
         r.problems.append(

@@ -1,8 +1,9 @@
 """Every Prometheus metric of the worker, registered on an injected registry.
 
 Names follow ``realtime_worker_<noun>_<unit>``; attributes drop the prefix
-(``metrics.token_refresh_total``). Labels only take values from the bounded sets below or
-from the configured short topic names; never tokens, user ids or full topics.
+(``metrics.token_refresh_total``). Labels only take values from the label enums each part
+defines next to the code that produces them (zero-initialised here), or from the
+configured short topic names; never tokens, user ids or full topics.
 """
 
 from __future__ import annotations
@@ -11,40 +12,15 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-__all__ = [
-    "CHANNEL_STATES",
-    "CLOSE_REASONS",
-    "HANDLED_RESULTS",
-    "JOIN_RESULTS",
-    "OUTBOX_OPERATIONS",
-    "RECONNECT_REASONS",
-    "REJECT_REASONS",
-    "TOKEN_RESULTS",
-    "Metrics",
-]
+from worker.delivery.outbox import OutboxOperation
+from worker.dispatch.outcomes import HandledResult
+from worker.events import RejectReason
+from worker.realtime.link import CLOSE_LABELS, ChannelState, JoinResult, ReconnectReason
+from worker.tokens.states import RefreshResult
+
+__all__ = ["Metrics"]
 
 P = "realtime_worker_"
-TOKEN_RESULTS = (
-    "success",
-    "http_error",
-    "timeout",
-    "invalid_claims",
-    "session_ended",
-    "rate_limited",
-)
-RECONNECT_REASONS = ("closed", "error", "heartbeat_timeout", "token_expired")
-CHANNEL_STATES = ("closed", "joining", "joined", "leaving", "errored")
-JOIN_RESULTS = ("ok", "error", "timeout", "unauthorized")
-CLOSE_REASONS = (
-    "token_expired",
-    "permission_revoked",
-    "rate_limited",
-    "server_disconnect",
-    "other",
-)
-HANDLED_RESULTS = ("success", "error", "dead_letter", "timeout")
-OUTBOX_OPERATIONS = ("load", "catchup", "save")
-REJECT_REASONS = ("malformed", "wrong_org", "unknown_topic", "unknown_event", "too_large")
 
 _FAST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _SLOW_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -70,12 +46,12 @@ class Metrics:
         self._init_realtime(r)
         self._init_events(r)
         self._init_delivery(r)
-        for result in TOKEN_RESULTS:
-            self.token_refresh_total.labels(result=result)
-        for reason in RECONNECT_REASONS:
-            self.realtime_reconnects_total.labels(reason=reason)
-        for reason in REJECT_REASONS:
-            self.events_rejected_total.labels(reason=reason)
+        for refresh in RefreshResult:
+            self.token_refresh_total.labels(result=refresh)
+        for reconnect in ReconnectReason:
+            self.realtime_reconnects_total.labels(reason=reconnect)
+        for reject in RejectReason:
+            self.events_rejected_total.labels(reason=reject)
         if version is not None:
             self.build_info.labels(version=version).set(1)
         if org_id is not None:
@@ -175,7 +151,7 @@ class Metrics:
             ["operation"],
             registry=r,
         )
-        for operation in OUTBOX_OPERATIONS:
+        for operation in OutboxOperation:
             self.outbox_failures_total.labels(operation=operation)
 
     def init_topics(self, topics: Iterable[str]) -> None:
@@ -183,17 +159,17 @@ class Metrics:
         for topic in topics:
             self.events_received_total.labels(topic=topic)
             self.last_event_timestamp_seconds.labels(topic=topic)
-            for result in HANDLED_RESULTS:
+            for result in HandledResult:
                 self.events_handled_total.labels(topic=topic, result=result)
-            for result in JOIN_RESULTS:
-                self.channel_joins_total.labels(topic=topic, result=result)
-            for reason in CLOSE_REASONS:
+            for join in JoinResult:
+                self.channel_joins_total.labels(topic=topic, result=join)
+            for reason in CLOSE_LABELS:
                 self.channel_closes_total.labels(topic=topic, reason=reason)
-            self.set_channel_state(topic, "closed")
+            self.set_channel_state(topic, ChannelState.CLOSED)
 
-    def set_channel_state(self, topic: str, state: str) -> None:
+    def set_channel_state(self, topic: str, state: ChannelState) -> None:
         """Mark ``state`` as the channel's current state (1) and every other state 0."""
-        if state not in CHANNEL_STATES:
+        if state not in set(ChannelState):
             raise ValueError(f"unknown channel state {state!r}")
-        for known in CHANNEL_STATES:
+        for known in ChannelState:
             self.channel_state.labels(topic=topic, state=known).set(1 if known == state else 0)

@@ -6,8 +6,9 @@
 ``org_events_after(scan_from, page, topics)`` page by page up to that head, and ``put``s
 every id the ledger does not know into the dispatcher, waiting for room (the live path
 never waits; catch-up may). Only a pass that read to the end counts as coverage for the
-settle rule (``delivery``). A failing data API is retried with capped, jittered backoff
-and counted; it never ends the worker.
+settle rule (``ledger``). A failing data API is retried in place (``retry.retrying``, its
+wait cut short by a request) with capped, jittered backoff and counted; it never ends the
+worker.
 
 It is also the live path's gate (``is_duplicate``/``dispatched``/``dropped``, called by
 ``Intake``). ``finisher(ledger)`` is the dispatcher's ``on_done``: handled, dead-lettered
@@ -29,13 +30,15 @@ from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskStatus
+from tenacity import RetryCallState
 
-from worker._backoff import backoff_delay
-from worker._dispatch_types import Outcome
-from worker._ports import Clock, Counter, CounterChild, Histogram
-from worker.delivery import Ledger, Outbox, parse_db_time
-from worker.errors import DataApiError
-from worker.events import Event, RejectedEvent, parse_broadcast
+from worker import retry
+from worker.delivery.ledger import Ledger, Outbox, parse_db_time
+from worker.delivery.outbox import OutboxOperation
+from worker.dispatch.outcomes import Outcome
+from worker.errors import DataApiError, is_transient
+from worker.events import Event, RejectedEvent, channel_topic, parse_broadcast
+from worker.ports import Clock, Counter, CounterChild, Histogram
 
 __all__ = [
     "CatchUp",
@@ -153,9 +156,9 @@ class CatchUp:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Ready at once (the live path works without the data API); runs until cancelled."""
         task_status.started()
-        await self._retrying("load", self._load)
+        await self._retrying(OutboxOperation.LOAD, self._load)
         while True:
-            await self._retrying("catchup", self.catch_up)
+            await self._retrying(OutboxOperation.CATCHUP, self.catch_up)
             await self._wait(self._interval_s)
 
     async def _load(self) -> None:
@@ -211,11 +214,10 @@ class CatchUp:
 
     def _event(self, row: Mapping[str, Any]) -> Event | None:
         frame = {"event": row.get("event"), "payload": dict(row)}
-        channel_topic = f"org:{self._org_id}:{row.get('topic')}"
         try:
             return parse_broadcast(
                 self._org_id,
-                channel_topic,
+                channel_topic(self._org_id, str(row.get("topic"))),
                 frame,
                 topics=self._topics,
                 received_at=self._clock.time(),
@@ -230,23 +232,31 @@ class CatchUp:
 
     # -- waiting and retrying -------------------------------------------------------------
 
-    async def _retrying(self, operation: str, step: Callable[[], Awaitable[None]]) -> None:
-        failures = 0
-        while True:
-            self._wake = anyio.Event()  # requests from now on ask for one more attempt
-            try:
-                await step()
-            except DataApiError as exc:
-                failures += 1
-                self._count_failure(operation, exc)
-                base, cap = self._retry
-                delay = backoff_delay(failures, base_s=base, cap_s=cap, rng=self._rng)
-                _log.warning("outbox %s failed (%s); retrying in %.1fs", operation, exc, delay)
-                await self._wait(delay)
-            else:
-                return
+    async def _retrying(
+        self, operation: OutboxOperation, step: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``step`` until it succeeds; a request cuts a wait between attempts short."""
 
-    def _count_failure(self, operation: str, exc: DataApiError) -> None:
+        def rearm(_state: RetryCallState) -> None:
+            self._wake = anyio.Event()  # requests from now on ask for one more attempt
+
+        def failed(state: RetryCallState) -> None:
+            exc = retry.last_error(state)
+            delay = state.next_action.sleep if state.next_action else 0.0
+            self._count_failure(operation, exc)
+            _log.warning("outbox %s failed (%s); retrying in %.1fs", operation, exc, delay)
+
+        base, cap = self._retry
+        loop = retry.retrying(
+            sleep=self._wait,
+            transient=lambda exc: isinstance(exc, DataApiError) and is_transient(exc),
+            wait=retry.EqualJitter(base_s=base, cap_s=cap, rng=self._rng),
+            before=rearm,
+            before_sleep=failed,
+        )
+        await loop(step)
+
+    def _count_failure(self, operation: OutboxOperation, exc: BaseException | None) -> None:
         self._failures += 1
         self._last_error = str(exc)
         if self._metrics is not None:

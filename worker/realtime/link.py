@@ -1,21 +1,28 @@
-"""Types shared by the supervisor and its tests: the adapter surface it drives, its
-metrics, timings and statistics, and the mapping of server reasons to metric labels."""
+"""The Realtime part's vocabulary and seams: channel states and the reasons and results
+its metrics carry (defined once, here), the adapter surface the supervisor drives, its
+metrics, timings and statistics, and the mapping of server reasons to those labels."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
-from worker._backoff import backoff_delay
-from worker._ports import Counter, Gauge
-from worker._realtime import MessageSink
+from worker.ports import Counter, Gauge
+from worker.realtime.channel import MessageSink
+from worker.retry import backoff_delay
 
 __all__ = [
+    "UNAUTHORIZED_HELP",
     "ChannelLike",
+    "ChannelState",
     "ChannelStatistics",
+    "CloseReason",
+    "JoinResult",
     "RealtimeLink",
+    "ReconnectReason",
     "SupervisorMetrics",
     "SupervisorStatistics",
     "SupervisorTiming",
@@ -25,7 +32,55 @@ __all__ = [
     "retry_delay",
 ]
 
-_STATES = ("closed", "joining", "joined", "leaving", "errored")
+
+#: The ERROR line of a refused read: what to check, with the topic and the server's text.
+UNAUTHORIZED_HELP = (
+    "Realtime refused to let this worker read %s (%s). Check the SELECT policy on "
+    "realtime.messages for the private topic 'org:<org_id>:%s' and that the token's org "
+    "claim matches ORG_ID; retrying in %.0fs"
+)
+
+
+class ChannelState(StrEnum):
+    """A channel's state, as the client names it (``channel_state{state}``)."""
+
+    CLOSED = "closed"
+    JOINING = "joining"
+    JOINED = "joined"
+    LEAVING = "leaving"
+    ERRORED = "errored"
+
+
+class CloseReason(StrEnum):
+    """Why the server closed or refused a channel (``channel_closes_total{reason}``)."""
+
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a label, not a password
+    PERMISSION_REVOKED = "permission_revoked"
+    RATE_LIMITED = "rate_limited"
+    SERVER_DISCONNECT = "server_disconnect"
+    OTHER = "other"
+    TIMEOUT = "timeout"  # a join that got no answer: never a metric label, only status
+
+
+class JoinResult(StrEnum):
+    """The result of a join attempt (``channel_joins_total{result}``)."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    UNAUTHORIZED = "unauthorized"
+
+
+class ReconnectReason(StrEnum):
+    """Why the socket was reconnected (``realtime_reconnects_total{reason}``)."""
+
+    CLOSED = "closed"  # the socket was lost; the client reconnected
+    ERROR = "error"  # the listener died or the client gave up; we reconnected
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"  # a stalled socket, cut by the watchdog
+
+
+#: The close reasons that are metric labels.
+CLOSE_LABELS = tuple(r for r in CloseReason if r is not CloseReason.TIMEOUT)
 
 
 class ChannelLike(Protocol):
@@ -121,18 +176,18 @@ class SupervisorStatistics:
     ticks: int  # repair passes so far: a stuck supervisor shows a frozen count
 
 
-def close_reason(text: str | None) -> str:
+def close_reason(text: str | None) -> CloseReason:
     """Map the server's reason/message to a ``channel_closes_total`` reason label."""
     t = (text or "").lower()
     if "ratelimit" in t or "too many" in t or "rate limit" in t:
-        return "rate_limited"
+        return CloseReason.RATE_LIMITED
     if "unauthorized" in t or "permission" in t:
-        return "permission_revoked"
+        return CloseReason.PERMISSION_REVOKED
     if "token" in t or "jwt" in t:
-        return "token_expired"
+        return CloseReason.TOKEN_EXPIRED
     if "disconnect" in t or "connectionclosed" in t or "restarting" in t:
-        return "server_disconnect"
-    return "other"
+        return CloseReason.SERVER_DISCONNECT
+    return CloseReason.OTHER
 
 
 @dataclass(slots=True)
@@ -142,12 +197,12 @@ class TopicState:
     topic: str
     channel_topic: str
     handle: ChannelLike | None = None
-    state: str = "closed"
+    state: str = ChannelState.CLOSED
     failures: int = 0
     next_attempt_at: float = 0.0
     since: float = 0.0
     last_error: str | None = None
-    last_reason: str | None = None
+    last_reason: CloseReason | None = None
 
     def snapshot(self, now: float) -> ChannelStatistics:
         """This topic's ``ChannelStatistics`` at monotonic time ``now``."""
@@ -166,23 +221,28 @@ def publish(metrics: SupervisorMetrics, *, connected: bool, topics: Iterable[Top
     """Set the connection and channel gauges from the supervisor's state."""
     topics = list(topics)
     metrics.realtime_connected.set(1 if connected else 0)
-    metrics.channels_joined.set(sum(t.state == "joined" for t in topics))
+    metrics.channels_joined.set(sum(t.state == ChannelState.JOINED for t in topics))
     for t in topics:
-        for state in _STATES:
+        for state in ChannelState:
             metrics.channel_state.labels(topic=t.topic, state=state).set(int(state == t.state))
 
 
 def retry_delay(
-    reason: str, failures: int, timing: SupervisorTiming, rng: random.Random | None = None
+    reason: CloseReason | None,
+    failures: int,
+    timing: SupervisorTiming,
+    rng: random.Random | None = None,
 ) -> float:
     """Seconds before the next connect/join after ``failures`` failures for ``reason``.
 
     A refused read (``permission_revoked``) needs an operator: long backoff. Rate limits are
     per 5 s buckets over a minute on the server: never come back sooner than the floor.
+    (The supervisor schedules its own next attempt from its ticks, a state machine, not a
+    loop that retries in place: so this is a schedule, not a ``retry.retrying`` loop.)
     """
-    if reason == "permission_revoked":
+    if reason is CloseReason.PERMISSION_REVOKED:
         base, cap = timing.unauthorized_base_s, timing.unauthorized_cap_s
     else:
         base, cap = timing.backoff_base_s, timing.backoff_cap_s
-    floor = timing.rate_limit_floor_s if reason == "rate_limited" else 0.0
+    floor = timing.rate_limit_floor_s if reason is CloseReason.RATE_LIMITED else 0.0
     return backoff_delay(failures, base_s=base, cap_s=cap, floor_s=floor, rng=rng)

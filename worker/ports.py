@@ -1,8 +1,10 @@
-"""Narrow protocols for what the realtime side consumes from its siblings.
+"""Narrow protocols the parts code against instead of each other's classes.
 
-The token manager and metrics live in ``tokens.py`` and ``metrics.py``; coding against
-these small structural protocols keeps the coupling to the few members actually used, and
-lets tests pass 20-line fakes. ``Clock`` is re-exported from ``clock.py``.
+The metric shapes (``Counter``, ``Gauge``, ...; satisfied by ``prometheus_client``'s and
+by ``observe.Metrics``' attributes) and the current-token provider (``TokenManager``):
+each part declares the few members it uses in its own metrics Protocol built from these,
+so no part imports ``observe`` or ``tokens`` for them, and tests pass 20-line fakes.
+``Clock`` is re-exported from ``clock.py``.
 """
 
 from __future__ import annotations

@@ -24,31 +24,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 from anyio.abc import TaskStatus
 
-from worker._backoff import backoff_delay
-from worker._dispatch_types import (
+from worker.context import Context
+from worker.dispatch.accounting import Accounts, OnDone
+from worker.dispatch.outcomes import (
     DispatchMetrics,
     DispatchStatistics,
+    HandledResult,
     Outcome,
     event_fields,
-    log_outcome,
 )
-from worker._ports import Clock, CounterChild
-from worker.context import Context
 from worker.errors import NonRetryable, Retry
-from worker.events import Event
+from worker.events import Event, RejectReason
+from worker.ports import Clock
 from worker.registry import HandlerRegistry, Route
+from worker.retry import backoff_delay
 
-__all__ = ["DispatchMetrics", "DispatchStatistics", "Dispatcher", "Outcome"]
+__all__ = ["ContextFactory", "Dispatcher", "OnDone"]
 
 _log = logging.getLogger("worker.dispatch")  # the same logger as log_outcome
 
-
-OnDone = Callable[[Event, Outcome], Awaitable[None] | None]
 ContextFactory = Callable[[Event, int], Context]
 
 
@@ -59,7 +58,7 @@ class _Cancelled(Exception):
 class _Failure(Exception):
     """One failed attempt: ``kind`` is the metric label (``error``/``timeout``)."""
 
-    def __init__(self, kind: str, cause: BaseException) -> None:
+    def __init__(self, kind: HandledResult, cause: BaseException) -> None:
         self.kind = kind
         self.cause = cause
         super().__init__(f"{kind}: {cause!r}")
@@ -94,18 +93,14 @@ class Dispatcher:
         self._timeout_s = handler_timeout_s
         self._max_attempts = max_attempts
         self._backoff = (backoff_base_s, backoff_cap_s)
-        self._metrics = metrics
-        self._on_done = on_done
+        self._books = Accounts(clock, metrics, on_done)
         self._rng = rng
         self._send, self._receive = anyio.create_memory_object_stream[Event](queue_size)
         self._in_flight: set[anyio.CancelScope] = set()
-        self._handled: dict[tuple[str, str], CounterChild] = {}
         self._accepting = True
         self._running = False
         self._abandon = False
         self._finished = anyio.Event()
-        self._counts = {"offered": 0, "full": 0, "success": 0, "dead": 0, "retries": 0}
-        self._last_done: float | None = None
         if metrics is not None:
             metrics.dispatch_queue_depth.set_function(self._queued)
 
@@ -116,15 +111,14 @@ class Dispatcher:
         try:
             if self._accepting:
                 self._send.send_nowait(event)
-                self._counts["offered"] += 1
+                self._books.offered += 1
                 return True
         except anyio.WouldBlock:
-            self._counts["full"] += 1
-            self._count_reject("queue_full")
+            self._books.rejected(RejectReason.QUEUE_FULL)
             return False
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass  # run() has ended
-        self._count_reject("shutting_down")
+        self._books.rejected(RejectReason.SHUTTING_DOWN)
         return False
 
     async def put(self, event: Event) -> bool:
@@ -138,12 +132,8 @@ class Dispatcher:
             await self._send.send(event)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return False
-        self._counts["offered"] += 1
+        self._books.offered += 1
         return True
-
-    def _count_reject(self, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.events_rejected_total.labels(reason=reason).inc()
 
     def _queued(self) -> float:
         return self._receive.statistics().current_buffer_used
@@ -192,12 +182,12 @@ class Dispatcher:
             queue_size=self._queue_size,
             in_flight=len(self._in_flight),
             concurrency=self._concurrency,
-            offered=self._counts["offered"],
-            rejected_full=self._counts["full"],
-            succeeded=self._counts["success"],
-            dead_lettered=self._counts["dead"],
-            retries=self._counts["retries"],
-            last_done_monotonic=self._last_done,
+            offered=self._books.offered,
+            rejected_full=self._books.full,
+            succeeded=self._books.succeeded,
+            dead_lettered=self._books.dead,
+            retries=self._books.retries,
+            last_done_monotonic=self._books.last_done,
         )
 
     # -- consumers ------------------------------------------------------------------------
@@ -210,7 +200,7 @@ class Dispatcher:
             event = first
             while True:
                 if self._abandon:
-                    await self._finish(event, Outcome.ABANDONED, 0, 0.0, None)
+                    await self._books.finish(event, Outcome.ABANDONED, 0, 0.0, None)
                 else:
                     await self._handle(event)
                 try:
@@ -221,7 +211,7 @@ class Dispatcher:
     async def _handle(self, event: Event) -> None:
         routes = self._registry.handlers_for(event.topic, event.event)
         if not routes:
-            await self._finish(event, Outcome.IGNORED, 0, 0.0, None)
+            await self._books.finish(event, Outcome.IGNORED, 0, 0.0, None)
             return
         started = self._clock.monotonic()
         try:
@@ -229,7 +219,7 @@ class Dispatcher:
         except _Cancelled:
             outcome, attempts, error = Outcome.CANCELLED, 0, "cancelled at shutdown"
         elapsed = self._clock.monotonic() - started
-        await self._finish(event, outcome, attempts, elapsed, error)
+        await self._books.finish(event, outcome, attempts, elapsed, error)
 
     async def _attempts(
         self, event: Event, pending: list[Route]
@@ -240,7 +230,7 @@ class Dispatcher:
             failure = await self._attempt(event, pending, attempt)
             if failure is None:
                 return Outcome.SUCCESS, attempt, None
-            self._count_handled(event, failure.kind)
+            self._books.attempt_failed(event, failure.kind)
             cause = failure.cause
             if isinstance(cause, NonRetryable) or attempt >= self._max_attempts:
                 return Outcome.DEAD_LETTER, attempt, f"{type(cause).__name__}: {cause}"
@@ -252,7 +242,7 @@ class Dispatcher:
                 delay,
                 extra=event_fields(event) | {"attempt": attempt},
             )
-            self._counts["retries"] += 1
+            self._books.retries += 1
             scope = self._cancellable(float("inf"))
             try:
                 with scope:
@@ -274,15 +264,15 @@ class Dispatcher:
                 with scope:
                     await route.handler(event, ctx)
             except Exception as exc:  # a handler bug must never stop other events
-                failure = _Failure("error", exc)
+                failure = _Failure(HandledResult.ERROR, exc)
             finally:
                 self._in_flight.discard(scope)
-            self._observe(self._clock.monotonic() - started)
+            self._books.observe(self._clock.monotonic() - started)
             if scope.cancelled_caught:
                 if self._abandon:
                     raise _Cancelled
                 timeout = TimeoutError(f"the handler ran longer than {self._timeout_s:g}s")
-                failure = _Failure("timeout", timeout)
+                failure = _Failure(HandledResult.TIMEOUT, timeout)
             if failure is not None:
                 return failure
             pending.remove(route)
@@ -297,48 +287,9 @@ class Dispatcher:
         return scope
 
     def _retry_delay(self, cause: BaseException, attempt: int) -> float:
+        # A schedule, not a ``retry.retrying`` loop: the dispatcher owns what is logged and
+        # counted per attempt, and the wait must stay cancellable by ``drain()``.
         if isinstance(cause, Retry) and cause.after_s is not None:
             return max(0.0, cause.after_s)
         base, cap = self._backoff
         return backoff_delay(attempt, base_s=base, cap_s=cap, rng=self._rng)
-
-    # -- accounting -----------------------------------------------------------------------
-
-    async def _finish(
-        self, event: Event, outcome: Outcome, attempts: int, elapsed: float, error: str | None
-    ) -> None:
-        self._last_done = self._clock.monotonic()
-        if outcome is Outcome.SUCCESS:
-            self._counts["success"] += 1
-            self._count_handled(event, "success")
-        elif outcome in (Outcome.DEAD_LETTER, Outcome.CANCELLED):
-            self._counts["dead"] += 1
-            self._count_handled(event, "dead_letter")
-        if outcome is Outcome.ABANDONED:
-            self._count_reject("shutting_down")
-        log_outcome(event, outcome, attempts, elapsed, error)
-        await self._notify(event, outcome)
-
-    async def _notify(self, event: Event, outcome: Outcome) -> None:
-        if self._on_done is None:
-            return
-        try:
-            result = self._on_done(event, outcome)
-            if result is not None:
-                await result
-        except Exception:
-            _log.exception("on_done hook failed", extra=event_fields(event))
-
-    def _count_handled(self, event: Event, result: str) -> None:
-        if self._metrics is None:
-            return
-        key = (event.topic, result)
-        child = self._handled.get(key)
-        if child is None:
-            child = self._metrics.events_handled_total.labels(topic=event.topic, result=result)
-            self._handled[key] = child
-        child.inc()
-
-    def _observe(self, seconds: float) -> None:
-        if self._metrics is not None:
-            self._metrics.event_handler_duration_seconds.observe(seconds)

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
-from worker._ports import Clock, Counter, CounterChild, Gauge, GaugeChild
 from worker.events import Event, Limits, RejectedEvent, parse_broadcast
+from worker.ports import Clock, Counter, CounterChild, Gauge, GaugeChild
 
 __all__ = ["Intake", "IntakeMetrics", "LiveGate"]
 

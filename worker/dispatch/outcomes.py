@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from worker._ports import Counter, Gauge, Histogram
 from worker.events import Event
+from worker.ports import Counter, Gauge, Histogram
 
-__all__ = ["DispatchMetrics", "DispatchStatistics", "Outcome", "event_fields", "log_outcome"]
+__all__ = [
+    "DispatchMetrics",
+    "DispatchStatistics",
+    "HandledResult",
+    "Outcome",
+    "event_fields",
+    "log_outcome",
+]
 
 _log = logging.getLogger("worker.dispatch")
 
@@ -24,6 +31,16 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"  # in flight when the shutdown grace ran out
     ABANDONED = "abandoned"  # still queued when the shutdown grace ran out
     IGNORED = "ignored"  # no handler matches
+
+
+class HandledResult(StrEnum):
+    """The ``result`` label of ``events_handled_total``: ``error`` and ``timeout`` count
+    failed attempts, ``success`` and ``dead_letter`` final outcomes."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    DEAD_LETTER = "dead_letter"
 
 
 class DispatchMetrics(Protocol):
@@ -41,7 +58,7 @@ class DispatchMetrics(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DispatchStatistics:
-    """A cheap snapshot for ``/status`` and the ``dispatch.progressing`` check."""
+    """A cheap snapshot for ``/status``."""
 
     accepting: bool
     queued: int

@@ -1,4 +1,4 @@
-"""Clerk session tokens: where they come from, how they are checked, how they stay fresh.
+"""The token manager: one fresh, verified session token for the worker's organization.
 
 ``TokenManager.run()`` mints and verifies a token, reports it through
 ``task_status.started(token)``, then refreshes it before it expires, for ever. Each new
@@ -20,44 +20,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
-import httpx
 from anyio.abc import TaskStatus
+from tenacity import RetryCallState
+from tenacity.wait import wait_base
 
-from worker import _schedule
-from worker._clerk import ClerkTokenSource
-from worker._fanout import Fanout
-from worker._filesource import FileTokenSource
-from worker._verify import Token, TokenVerifier
+from worker import retry
 from worker.clock import Clock
-from worker.errors import ConfigError, SessionEnded, TokenError, TokenRejected, TokenUnavailable
-from worker.metrics import Metrics
-from worker.settings import Settings
+from worker.errors import ConfigError, SessionEnded, TokenRejected, TokenUnavailable, is_transient
+from worker.tokens import schedule
+from worker.tokens.fanout import Fanout
+from worker.tokens.sources import TokenSource
+from worker.tokens.states import RefreshResult, TokenMetrics, TokenState, fatal_at_start, result_of
+from worker.tokens.verify import Token
 
-__all__ = [
-    "ClerkTokenSource",
-    "FileTokenSource",
-    "Listener",
-    "Token",
-    "TokenManager",
-    "TokenSource",
-    "TokenVerifier",
-    "source_from_settings",
-]
+__all__ = ["Listener", "TokenManager", "Verifier"]
 
 log = logging.getLogger("worker.tokens")
 
 Listener = Callable[[Token], Awaitable[None]]
-
-#: Rejections that no retry can fix at start-up: the configuration or Clerk setup is wrong.
-FATAL_AT_START = frozenset({"wrong_org", "no_org", "missing_role", "pending_session", "issuer"})
-
-
-class TokenSource(Protocol):
-    """Anything that can produce a new session token (the JWT text)."""
-
-    async def fetch(self) -> str:
-        """Return a token; raise ``TokenUnavailable`` (retryable) or ``SessionEnded``."""
-        ...
+_LIVE = (TokenState.FRESH, TokenState.REFRESHING, TokenState.FAILING)
 
 
 class Verifier(Protocol):
@@ -68,23 +49,23 @@ class Verifier(Protocol):
         ...
 
 
-def source_from_settings(settings: Settings, http: httpx.AsyncClient) -> TokenSource:
-    """The file source when ``WORKER_TOKEN_FILE`` is set, else Clerk's Backend API."""
-    if settings.token_file is not None:
-        return FileTokenSource(settings.token_file)
-    secret, session_id = settings.clerk_secret_key, settings.clerk_session_id
-    if secret is None or session_id is None:  # only reachable with hand-built Settings
-        raise ConfigError(
-            ["CLERK_SECRET_KEY and CLERK_SESSION_ID are required without a token file"]
+class _TokenWait(wait_base):
+    """``wait``: ``retry.bounded_delay``, bounded by the current token's time left and
+    floored by the ``Retry-After`` Clerk sent with the failure."""
+
+    def __init__(self, manager: TokenManager) -> None:
+        self._m = manager
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        m, exc = self._m, retry.last_error(retry_state)
+        token = m.current
+        return retry.bounded_delay(
+            retry_state.attempt_number,
+            rand=m._rng.random(),
+            cap_s=m._max_backoff_s,
+            time_left_s=token.expires_in(m._clock.time()) if token else None,
+            retry_after_s=exc.retry_after_s if isinstance(exc, TokenUnavailable) else None,
         )
-    return ClerkTokenSource(
-        settings.clerk_api_url,
-        secret,
-        session_id,
-        settings.clerk_token_template,
-        settings.clerk_token_expires_in_s,
-        http=http,
-    )
 
 
 class TokenManager:
@@ -97,7 +78,7 @@ class TokenManager:
         clock: Clock,
         *,
         refresh_margin_s: float = 15.0,
-        metrics: Metrics | None = None,
+        metrics: TokenMetrics | None = None,
         listener_timeout_s: float = 10.0,
         fetch_timeout_s: float = 15.0,
         startup_timeout_s: float = 60.0,
@@ -115,7 +96,7 @@ class TokenManager:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._fanout: Fanout[Token] = Fanout(listener_timeout_s)
         self._current: Token | None = None
-        self._state = "starting"
+        self._state = TokenState.STARTING
         self._changed: anyio.Event | None = None
         self._counts = {"refreshes": 0, "failures": 0, "consecutive_failures": 0}
         self._last_error: str | None = None
@@ -127,12 +108,11 @@ class TokenManager:
         return self._current
 
     @property
-    def state(self) -> str:
-        """``starting``, ``fresh``, ``refreshing``, ``failing``, ``expired`` or
-        ``session_ended``."""
-        live = self._state in ("fresh", "refreshing", "failing")
+    def state(self) -> TokenState:
+        """The manager's state; ``EXPIRED`` once the current token's ``exp`` has passed."""
+        live = self._state in _LIVE
         if live and self._current and self._clock.time() >= self._current.expires_at:
-            return "expired"
+            return TokenState.EXPIRED
         return self._state
 
     def add_listener(self, listener: Listener) -> None:
@@ -146,7 +126,7 @@ class TokenManager:
     def check_fresh(self) -> str | None:
         """A readiness check: None while a valid token is held, else the reason."""
         state = self.state
-        if self._current is None or state in ("expired", "session_ended", "starting"):
+        if self._current is None or state not in _LIVE:
             return f"token {state}" + (f": {self._last_error}" if self._last_error else "")
         return None
 
@@ -154,7 +134,7 @@ class TokenManager:
         """A cheap snapshot for ``/status``; never contains the token or its subject."""
         token, now = self._current, self._clock.time()
         return {
-            "state": self.state,
+            "state": self.state.value,
             "kid": token.kid if token else None,
             "expires_at": token.expires_at if token else None,
             "expires_in_s": round(token.expires_in(now), 3) if token else None,
@@ -170,8 +150,8 @@ class TokenManager:
     async def wait_fresh(self) -> Token:
         """Wait until the state is ``fresh`` and return the token (``SessionEnded`` if the
         session ends first). Callers bound it with ``anyio.fail_after``."""
-        while self.state != "fresh" or self._current is None:
-            if self._state == "session_ended":
+        while self.state is not TokenState.FRESH or self._current is None:
+            if self._state is TokenState.SESSION_ENDED:
                 raise SessionEnded("the Clerk session has ended")
             await self._change_event().wait()
         return self._current
@@ -190,12 +170,12 @@ class TokenManager:
             task_status.started(token)
             while True:
                 await self._clock.sleep(self._refresh_in(token))
-                self._set_state("refreshing")
+                self._set_state(TokenState.REFRESHING)
                 token = await self._obtain(first=False)
 
     def _refresh_in(self, token: Token) -> float:
         now = self._clock.time()
-        when = _schedule.refresh_at(
+        when = schedule.refresh_at(
             issued_at=token.issued_at,
             expires_at=token.expires_at,
             now=now,
@@ -215,24 +195,29 @@ class TokenManager:
             )
 
     async def _obtain(self, *, first: bool) -> Token:
-        """Attempt until a verified token arrives; back off between failures."""
-        started = self._clock.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._attempt()
-            except SessionEnded:
-                self._end_session()
-                raise
-            except (TokenError, TimeoutError) as exc:
-                if first and _fatal_at_start(exc):
-                    raise
-                if first and self._clock.monotonic() - started >= self._startup_timeout_s:
-                    raise
-                delay = self._backoff(attempt, exc)
-                self._log_failure(exc, delay)
-            await self._clock.sleep(delay)
+        """Attempt until a verified token arrives; back off between failures.
+
+        At start, errors no retry can fix are raised at once, and any error once
+        ``startup_timeout_s`` has passed; mid-run only an ended session stops it.
+        """
+
+        def transient(exc: BaseException) -> bool:
+            return is_transient(exc) and not (first and fatal_at_start(exc))
+
+        loop = retry.retrying(
+            sleep=self._clock.sleep,
+            transient=transient,
+            wait=_TokenWait(self),
+            before_sleep=self._log_failure,
+            stop=retry.Deadline(self._clock, self._startup_timeout_s)
+            if first
+            else retry.stop_never,
+        )
+        try:
+            return await loop(self._attempt)
+        except SessionEnded:
+            self._end_session()
+            raise
 
     async def _attempt(self) -> Token:
         started = self._clock.monotonic()
@@ -240,15 +225,15 @@ class TokenManager:
             with anyio.fail_after(self._fetch_timeout_s):
                 token = await self._verifier.verify(await self._source.fetch())
             self._check_newer(token)
-        except (TokenError, TimeoutError) as exc:
-            self._record(_result_of(exc), started)
+        except Exception as exc:
+            self._record(result_of(exc), started)
             self._counts["failures"] += 1
             self._counts["consecutive_failures"] += 1
-            self._last_error = f"{_result_of(exc)}: {exc}"
+            self._last_error = f"{result_of(exc)}: {exc}"
             if self._current is not None and not isinstance(exc, SessionEnded):
-                self._set_state("failing")
+                self._set_state(TokenState.FAILING)
             raise
-        self._record("success", started)
+        self._record(RefreshResult.SUCCESS, started)
         self._publish(token)
         return token
 
@@ -271,40 +256,32 @@ class TokenManager:
             "token refreshed",
             extra={"kid": token.kid, "exp": token.expires_at, "lifetime_s": token.lifetime_s},
         )
-        self._set_state("fresh")
+        self._set_state(TokenState.FRESH)
         self._fanout.publish(token)
 
-    def _record(self, result: str, started: float) -> None:
+    def _record(self, result: RefreshResult, started: float) -> None:
         if self._metrics is not None:
             self._metrics.token_refresh_total.labels(result=result).inc()
             elapsed = max(0.0, self._clock.monotonic() - started)
             self._metrics.token_refresh_duration_seconds.observe(elapsed)
 
-    def _backoff(self, attempt: int, exc: Exception) -> float:
-        token = self._current
-        return _schedule.backoff_delay(
-            attempt,
-            rand=self._rng.random(),
-            cap_s=self._max_backoff_s,
-            time_left_s=token.expires_in(self._clock.time()) if token else None,
-            retry_after_s=exc.retry_after_s if isinstance(exc, TokenUnavailable) else None,
-        )
-
-    def _log_failure(self, exc: Exception, delay: float) -> None:
-        reason = exc.reason if isinstance(exc, TokenRejected) else None
+    def _log_failure(self, retry_state: RetryCallState) -> None:
+        """``before_sleep``: the attempt was counted by ``_attempt``; say what comes next."""
+        exc = retry.last_error(retry_state)
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
         log.warning(
             "token refresh failed; retrying",
             extra={
-                "result": _result_of(exc),
-                "reason": reason,
+                "result": result_of(exc).value if exc else None,
+                "reason": exc.reason if isinstance(exc, TokenRejected) else None,
                 "error": str(exc),
                 "retry_in_s": round(delay, 3),
-                "state": self.state,
+                "state": self.state.value,
             },
         )
 
     def _end_session(self) -> None:
-        self._set_state("session_ended")
+        self._set_state(TokenState.SESSION_ENDED)
         if self._metrics is not None:
             self._metrics.token_session_ended.set(1)
         log.error(
@@ -313,7 +290,7 @@ class TokenManager:
             extra={"error": self._last_error},
         )
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: TokenState) -> None:
         self._state = state
         if self._changed is not None:
             self._changed.set()
@@ -323,28 +300,3 @@ class TokenManager:
         if self._changed is None:
             self._changed = anyio.Event()
         return self._changed
-
-
-def _result_of(exc: BaseException) -> str:
-    """The ``token_refresh_total`` result label of a failed attempt."""
-    if isinstance(exc, SessionEnded):
-        return "session_ended"
-    if isinstance(exc, TokenRejected):
-        return "invalid_claims"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, TokenUnavailable):
-        if exc.status == 429:
-            return "rate_limited"
-        if isinstance(exc.__cause__, TimeoutError | httpx.TimeoutException):
-            return "timeout"
-    return "http_error"
-
-
-def _fatal_at_start(exc: BaseException) -> bool:
-    """Errors that retrying cannot fix before the worker has ever had a token: a rejected
-    claim (wrong org, no role, ...) or a Backend API key Clerk refuses (401/403). Mid-run
-    the same errors are retried: a rotated key or a fixed claim then recovers by itself."""
-    if isinstance(exc, TokenRejected):
-        return exc.reason in FATAL_AT_START
-    return isinstance(exc, TokenUnavailable) and exc.status in (401, 403)

@@ -2,11 +2,8 @@
 
 Once per ``tick_s`` (injected clock) it repairs what the official client will not:
 
-* socket down and the client's own reconnect loop over (it gives up silently after
-  ``max_retries``): reconnect, with our own capped, jittered backoff;
-* socket up but the listen task dead (nothing would be delivered): rebuild the client;
-* socket up but silent, a heartbeat unanswered (a network stall; the adapter's watchdog):
-  rebuild the client, counted as ``realtime_reconnects_total{reason="heartbeat_timeout"}``;
+* the socket, through ``SocketKeeper`` (``socket.py``): reconnect when the client gave up,
+  rebuild the client when its listener died or the socket stalled;
 * channel closed by the server (``system`` error + ``phx_close``: token expired, permission
   revoked, too many messages...; a close is final in the client): join a new channel with
   the newest token, after a backoff that depends on the reason;
@@ -28,11 +25,18 @@ from collections.abc import Callable, Sequence
 import anyio
 from anyio.abc import TaskStatus
 
-from worker._ports import Clock, Counter, TokenLike, TokenProvider
-from worker._realtime import MessageSink
-from worker._supervision import (
+from worker.errors import JoinRefused, RealtimeError
+from worker.events import channel_topic
+from worker.ports import Clock, TokenLike, TokenProvider
+from worker.realtime.adapter import MessageSink
+from worker.realtime.link import (
+    UNAUTHORIZED_HELP,
     ChannelLike,
+    ChannelState,
+    CloseReason,
+    JoinResult,
     RealtimeLink,
+    ReconnectReason,
     SupervisorMetrics,
     SupervisorStatistics,
     SupervisorTiming,
@@ -41,17 +45,11 @@ from worker._supervision import (
     publish,
     retry_delay,
 )
-from worker.errors import JoinRefused, RealtimeError
+from worker.realtime.socket import SocketKeeper
 
 __all__ = ["Supervisor", "SupervisorStatistics", "SupervisorTiming", "close_reason"]
 
-_log = logging.getLogger("worker.supervisor")
-
-UNAUTHORIZED_HELP = (
-    "Realtime refused to let this worker read %s (%s). Check the SELECT policy on "
-    "realtime.messages for the private topic 'org:<org_id>:%s' and that the token's org "
-    "claim matches ORG_ID; retrying in %.0fs"
-)
+_log = logging.getLogger("worker.realtime.supervisor")
 
 
 class Supervisor:
@@ -78,11 +76,16 @@ class Supervisor:
         self._metrics = metrics
         self._t = timing or SupervisorTiming()
         self._rng = rng
-        self._topics = [TopicState(t, f"org:{org_id}:{t}") for t in topics]
-        self._socket_failures = 0
-        self._socket_next = 0.0
-        self._was_connected = False
-        self._losses_seen = 0  # link.socket_losses already counted
+        self._topics = [TopicState(t, channel_topic(org_id, t)) for t in topics]
+        self._socket = SocketKeeper(
+            link,
+            self._t,
+            reconnected=self._reconnected,
+            rebuilt=self._all_closed,
+            went_down=self._all_errored,
+            lost=self._all_rejoined,
+            rng=rng,
+        )
         self._closed = False
         self._ticks = 0
         # on_joined(topic): a channel is joined again after being down, closed or new (what
@@ -90,8 +93,6 @@ class Supervisor:
         # socket loss are announced when next seen joined.
         self._joined_hook = on_joined
         self._rejoined: set[str] = set()
-
-    # -- lifecycle ------------------------------------------------------------------------
 
     async def run(
         self, *, task_status: TaskStatus[SupervisorStatistics] = anyio.TASK_STATUS_IGNORED
@@ -118,22 +119,20 @@ class Supervisor:
         # A channel closed because its token expired can rejoin as soon as a new token exists:
         # waiting out its backoff would only prolong an outage that is already over.
         for t in self._topics:
-            if t.handle is None and t.last_reason == "token_expired":
+            if t.handle is None and t.last_reason is CloseReason.TOKEN_EXPIRED:
                 t.next_attempt_at = 0.0
 
     async def close(self) -> None:
         """Stop supervising, leave every channel and close the socket (bounded)."""
         self._closed = True
         await self._link.close(timeout_s=self._t.leave_timeout_s)
-        for topic in self._topics:
-            topic.handle = None
-            self._set_state(topic, "closed", self._clock.monotonic())
+        self._all_closed()
         self._publish()
 
     @property
     def ready(self) -> bool:
         """Socket up and every wanted channel joined."""
-        return self._link.is_connected and all(t.state == "joined" for t in self._topics)
+        return self._link.is_connected and all(t.state == ChannelState.JOINED for t in self._topics)
 
     def statistics(self) -> SupervisorStatistics:
         """A snapshot of the socket and of every channel."""
@@ -143,108 +142,51 @@ class Supervisor:
             self._link.is_connected, self._link.is_reconnecting, self.ready, channels, self._ticks
         )
 
-    # -- one pass -------------------------------------------------------------------------
-
     async def tick(self) -> None:
         """Detect and repair once: the socket, then each channel."""
         if self._closed:
             return
         self._ticks += 1
-        if await self._repair_socket(self._clock.monotonic()):
+        if await self._socket.repair(self._clock.monotonic()):
             for topic in self._topics:
                 await self._repair_topic(topic, self._clock.monotonic())
         self._publish()
 
-    async def _repair_socket(self, now: float) -> bool:
-        link = self._link
-        if link.is_connected and not link.listener_alive:
-            _log.error("the Realtime listener died while connected; rebuilding the client")
-            self._count("realtime_reconnects_total", reason="error")
-            await link.rebuild(timeout_s=self._t.leave_timeout_s)
-            self._was_connected = False
-            for topic in self._topics:
-                topic.handle = None
-                self._set_state(topic, "closed", now)
-        self._count_losses()
-        if link.is_connected:
-            silent_s = await link.check_heartbeat()
-            if silent_s is not None:
-                await self._on_stalled(silent_s, now)
-                return False
-            self._was_connected = True
-            return True
-        if self._was_connected:
-            self._was_connected = False
-            _log.warning("the Realtime socket is down; the client is reconnecting")
-            for topic in self._topics:
-                if topic.handle is not None:
-                    self._set_state(topic, "errored", now)
-        if link.is_reconnecting or now < self._socket_next:
-            return False
-        return await self._connect(now)
-
-    async def _on_stalled(self, silent_s: float, now: float) -> None:
-        # TCP still open, nothing arriving (a network stall): websockets' own keepalive would
-        # take 40 s to notice. The adapter has cut the socket; start over on a new client.
-        _log.warning(
-            "nothing received from Realtime for %.1fs (heartbeats unanswered): the connection "
-            "is stalled; reconnecting on a new socket",
-            silent_s,
-        )
-        self._count("realtime_reconnects_total", reason="heartbeat_timeout")
-        await self._link.rebuild(timeout_s=self._t.leave_timeout_s)
-        self._was_connected = False
+    def _all_closed(self) -> None:
+        now = self._clock.monotonic()
         for topic in self._topics:
             topic.handle = None
-            self._set_state(topic, "closed", now)
+            self._set_state(topic, ChannelState.CLOSED, now)
 
-    async def _connect(self, now: float) -> bool:
-        gave_up = self._link.give_up_error()
-        if gave_up is not None:
-            _log.warning("the Realtime client stopped reconnecting (%s); reconnecting", gave_up)
-            self._count("realtime_reconnects_total", reason="error")
-        try:
-            await self._link.connect(self._t.connect_timeout_s)
-        except RealtimeError as exc:
-            self._socket_failures += 1
-            delay = retry_delay("socket", self._socket_failures, self._t, self._rng)
-            self._socket_next = now + delay
-            _log.warning("Realtime connect failed (%s); next attempt in %.1fs", exc, delay)
-            return False
-        _log.info("connected to Realtime")
-        self._socket_failures = 0
-        self._was_connected = True
-        return True
+    def _all_errored(self) -> None:
+        now = self._clock.monotonic()
+        for topic in self._topics:
+            if topic.handle is not None:
+                self._set_state(topic, ChannelState.ERRORED, now)
 
-    def _count_losses(self) -> None:
-        # The client reconnects by itself, often within one tick; the link counts each loss.
-        losses = self._link.socket_losses
-        for _ in range(losses - self._losses_seen):
-            self._count("realtime_reconnects_total", reason="closed")
-        if losses > self._losses_seen:
-            self._rejoined.update(t.topic for t in self._topics)
-        self._losses_seen = losses
+    def _all_rejoined(self) -> None:
+        self._rejoined.update(t.topic for t in self._topics)
 
     async def _repair_topic(self, t: TopicState, now: float) -> None:
         handle = t.handle
         if handle is not None:
             state = handle.state
-            if state == "joined":
+            if state == ChannelState.JOINED:
                 self._on_joined(t, now)
                 return
-            if state in {"closed", "leaving"}:
+            if state in (ChannelState.CLOSED, ChannelState.LEAVING):
                 self._on_closed(t, handle, now)
-            elif state in ("errored", "joining"):
+            elif state in (ChannelState.ERRORED, ChannelState.JOINING):
                 await self._on_troubled(t, handle, state, now)
                 return
         if t.handle is None and now >= t.next_attempt_at:
             await self._join(t, now)
 
     def _on_joined(self, t: TopicState, now: float) -> None:
-        if t.state != "joined" or t.topic in self._rejoined:
+        if t.state != ChannelState.JOINED or t.topic in self._rejoined:
             self._announce_joined(t)
-        if t.state != "joined":
-            self._set_state(t, "joined", now)
+        if t.state != ChannelState.JOINED:
+            self._set_state(t, ChannelState.JOINED, now)
         elif t.failures and now - t.since >= self._t.stable_after_s:
             t.failures = 0  # stable again: the next failure starts the backoff afresh
 
@@ -254,7 +196,8 @@ class Supervisor:
             return
         reason = close_reason(handle.last_error)
         t.last_error, t.last_reason = handle.last_error, reason
-        self._count("channel_closes_total", topic=t.topic, reason=reason)
+        if self._metrics is not None:
+            self._metrics.channel_closes_total.labels(topic=t.topic, reason=reason).inc()
         _log.warning(
             "the server closed %s (%s: %s); joining a new channel with the newest token",
             t.channel_topic,
@@ -262,19 +205,21 @@ class Supervisor:
             handle.last_error or "no reason given",
         )
         delay = self._schedule(t, reason, now)
-        if reason == "permission_revoked":  # a policy or membership changed: say what to check
+        if (
+            reason is CloseReason.PERMISSION_REVOKED
+        ):  # a policy or membership changed: say what to check
             _log.error(UNAUTHORIZED_HELP, t.channel_topic, handle.last_error, t.topic, delay)
 
     async def _on_troubled(
         self, t: TopicState, handle: ChannelLike, state: str, now: float
     ) -> None:
-        if t.state in ("errored", "joining"):
+        if t.state in (ChannelState.ERRORED, ChannelState.JOINING):
             t.state = state  # the client's rejoin attempts flip these: keep the phase start
         else:
             self._set_state(t, state, now)
         reason = close_reason(handle.last_error)
         # The client rejoins these every 10 s forever; take the backoff over ourselves.
-        hopeless = reason in ("permission_revoked", "rate_limited")
+        hopeless = reason in (CloseReason.PERMISSION_REVOKED, CloseReason.RATE_LIMITED)
         if hopeless or now - t.since >= self._t.stuck_after_s:
             await handle.leave(timeout_s=self._t.leave_timeout_s)
             t.handle = None
@@ -286,19 +231,19 @@ class Supervisor:
         if token is None:
             t.last_error = "waiting for the first session token"
             return
-        self._set_state(t, "joining", now)
+        self._set_state(t, ChannelState.JOINING, now)
         try:
             t.handle = await self._link.subscribe(t.topic, t.channel_topic, token.jwt, self._sink)
         except JoinRefused as exc:
             self._refused(t, exc.reason, self._clock.monotonic())
         except RealtimeError as exc:
-            self._count("channel_joins_total", topic=t.topic, result="timeout")
-            t.last_error, t.last_reason = str(exc), "timeout"
-            self._schedule(t, "other", self._clock.monotonic())
+            self._join_counted(t, JoinResult.TIMEOUT)
+            t.last_error, t.last_reason = str(exc), CloseReason.TIMEOUT
+            self._schedule(t, CloseReason.OTHER, self._clock.monotonic())
             _log.warning("joining %s failed: %s", t.channel_topic, exc)
         else:
-            self._count("channel_joins_total", topic=t.topic, result="ok")
-            self._set_state(t, "joined", self._clock.monotonic())
+            self._join_counted(t, JoinResult.OK)
+            self._set_state(t, ChannelState.JOINED, self._clock.monotonic())
             _log.info("joined %s", t.channel_topic)
             self._announce_joined(t)
 
@@ -314,10 +259,8 @@ class Supervisor:
     def _refused(self, t: TopicState, reason_text: str, now: float) -> None:
         reason = close_reason(reason_text)
         t.last_error, t.last_reason = reason_text, reason
-        unauthorized = reason == "permission_revoked"
-        self._count(
-            "channel_joins_total", topic=t.topic, result="unauthorized" if unauthorized else "error"
-        )
+        unauthorized = reason is CloseReason.PERMISSION_REVOKED
+        self._join_counted(t, JoinResult.UNAUTHORIZED if unauthorized else JoinResult.ERROR)
         delay = self._schedule(t, reason, now)
         if unauthorized:
             _log.error(UNAUTHORIZED_HELP, t.channel_topic, reason_text, t.topic, delay)
@@ -329,11 +272,9 @@ class Supervisor:
                 delay,
             )
 
-    # -- bookkeeping ----------------------------------------------------------------------
-
-    def _schedule(self, t: TopicState, reason: str, now: float) -> float:
+    def _schedule(self, t: TopicState, reason: CloseReason, now: float) -> float:
         t.failures += 1
-        self._set_state(t, "closed" if t.handle is None else t.state, now)
+        self._set_state(t, ChannelState.CLOSED if t.handle is None else t.state, now)
         delay = retry_delay(reason, t.failures, self._t, self._rng)
         t.next_attempt_at = now + delay
         return delay
@@ -342,10 +283,13 @@ class Supervisor:
         if t.state != state:
             t.state, t.since = state, now
 
-    def _count(self, metric: str, **labels: str) -> None:
+    def _reconnected(self, reason: ReconnectReason) -> None:
         if self._metrics is not None:
-            counter: Counter = getattr(self._metrics, metric)
-            counter.labels(**labels).inc()
+            self._metrics.realtime_reconnects_total.labels(reason=reason).inc()
+
+    def _join_counted(self, t: TopicState, result: JoinResult) -> None:
+        if self._metrics is not None:
+            self._metrics.channel_joins_total.labels(topic=t.topic, result=result).inc()
 
     def _publish(self) -> None:
         if self._metrics is not None:

@@ -1,0 +1,183 @@
+"""Composition: build one organization's parts from ``Settings`` and wire them together.
+
+``compose()`` is the only place that knows every part. It returns a frozen
+``Components`` whose ``children`` the app starts in order, each reporting ready before
+the next: the token manager (first verified token), the dispatcher, delivery (catch-up and
+checkpoints), the supervisor (first join attempt on every channel), the HTTP server
+(bound port). Nothing here does I/O: building is cheap and cannot fail half-way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from postgrest import AsyncPostgrestClient
+from prometheus_client import CollectorRegistry
+
+from worker.clock import Clock
+from worker.context import ContextFactory, make_data_client
+from worker.delivery import Delivery, Ledger, finisher
+from worker.dispatch import Dispatcher
+from worker.observe import HealthChecks, HttpServer, Metrics
+from worker.realtime import Intake, RealtimeAdapter, Supervisor, SupervisorTiming
+from worker.registry import HandlerRegistry
+from worker.settings import Settings
+from worker.tokens import TokenManager, TokenSource, TokenVerifier, source_from_settings
+
+__all__ = ["Components", "Options", "compose"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What tests and embedders may swap; everything else comes from ``Settings``."""
+
+    registry: HandlerRegistry
+    clock: Clock
+    metrics_registry: CollectorRegistry
+    token_source: TokenSource | None = None
+    supervisor_timing: SupervisorTiming | None = None  # tests shrink backoffs and floors
+
+
+@dataclass(frozen=True)
+class Components:
+    """One organization's running parts, in start order."""
+
+    tokens: TokenManager
+    data: AsyncPostgrestClient
+    dispatcher: Dispatcher
+    delivery: Delivery
+    supervisor: Supervisor
+    server: HttpServer
+    checks: HealthChecks
+
+    @property
+    def children(self) -> tuple[Callable[..., Coroutine[Any, Any, Any]], ...]:
+        """The ``run``/``serve`` methods the app starts, in order."""
+        return (
+            self.tokens.run,
+            self.dispatcher.run,
+            self.delivery.run,
+            self.supervisor.run,
+            self.server.serve,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Each part's statistics for ``/status``: no token text, no secrets."""
+        return {
+            "token": self.tokens.statistics(),
+            "realtime": dataclasses.asdict(self.supervisor.statistics()),
+            "dispatch": dataclasses.asdict(self.dispatcher.statistics()),
+            "delivery": self.delivery.statistics(),
+        }
+
+
+def compose(
+    s: Settings,
+    opts: Options,
+    *,
+    metrics: Metrics,
+    http: httpx.AsyncClient,
+    checks: HealthChecks,
+    status: Callable[[], Mapping[str, Any]],
+) -> Components:
+    """Build and wire every part of the worker for ``s`` (no I/O); the health checks are
+    added to ``checks``."""
+    tokens = _token_manager(s, opts, metrics, http)
+    data = make_data_client(s.supabase_url, s.supabase_anon_key.get_secret_value(), tokens)
+    adapter = RealtimeAdapter(
+        url=f"{s.supabase_url}/realtime/v1",
+        apikey=s.supabase_anon_key.get_secret_value(),
+        join_timeout_s=s.realtime_join_timeout_s,
+        heartbeat_s=s.realtime_heartbeat_s,
+        clock=opts.clock,
+    )
+    ledger = Ledger(settle_s=s.settle_s)
+    dispatcher = Dispatcher(
+        registry=opts.registry,
+        context_factory=ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter),
+        clock=opts.clock,
+        concurrency=s.concurrency,
+        queue_size=s.queue_size,
+        handler_timeout_s=s.handler_timeout_s,
+        max_attempts=s.handler_max_attempts,
+        metrics=metrics,
+        on_done=finisher(ledger),
+    )
+    delivery = Delivery(
+        s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
+    )
+    supervisor = _supervisor(
+        s,
+        opts,
+        metrics=metrics,
+        adapter=adapter,
+        tokens=tokens,
+        dispatcher=dispatcher,
+        delivery=delivery,
+    )
+    _add_checks(checks, tokens, supervisor)
+    server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
+    return Components(tokens, data, dispatcher, delivery, supervisor, server, checks)
+
+
+def _token_manager(
+    s: Settings, opts: Options, metrics: Metrics, http: httpx.AsyncClient
+) -> TokenManager:
+    source = opts.token_source or source_from_settings(s, http)
+    verifier = TokenVerifier(s.clerk_jwks_url, s.clerk_issuer, s.org_id, http, opts.clock)
+    return TokenManager(
+        source, verifier, opts.clock, refresh_margin_s=s.token_refresh_margin_s, metrics=metrics
+    )
+
+
+def _supervisor(
+    s: Settings,
+    opts: Options,
+    *,
+    metrics: Metrics,
+    adapter: RealtimeAdapter,
+    tokens: TokenManager,
+    dispatcher: Dispatcher,
+    delivery: Delivery,
+) -> Supervisor:
+    intake = Intake(
+        org_id=s.org_id,
+        topics=s.topics,
+        offer=dispatcher.offer,
+        clock=opts.clock,
+        metrics=metrics,
+        gate=delivery.catchup,
+    )
+    supervisor = Supervisor(
+        link=adapter,
+        org_id=s.org_id,
+        topics=s.topics,
+        tokens=tokens,
+        sink=intake,
+        clock=opts.clock,
+        metrics=metrics,
+        on_joined=delivery.catchup.on_joined,
+        timing=opts.supervisor_timing,
+    )
+    tokens.add_listener(supervisor.on_token)
+    return supervisor
+
+
+def _add_checks(checks: HealthChecks, tokens: TokenManager, supervisor: Supervisor) -> None:
+    checks.add("token.fresh", tokens.check_fresh)
+    checks.add(
+        "realtime.connected",
+        lambda: None if supervisor.statistics().connected else "socket not connected",
+    )
+
+    def channels_joined() -> str | None:
+        down = [
+            f"{c.topic}={c.state}" for c in supervisor.statistics().channels if c.state != "joined"
+        ]
+        return f"not joined: {', '.join(down)}" if down else None
+
+    checks.add("channels.joined", channels_joined)
