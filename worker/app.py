@@ -160,9 +160,12 @@ class Worker:
                 status=self.status,
             )
             await resources.enter_async_context(parts.data)  # closed after every child ended
+            resources.callback(parts.dispatcher.close)  # its queue, even if it never ran
             tg = await resources.enter_async_context(anyio.create_task_group())
-            self._parts = parts
-            started = [await tg.start(child) for child in parts.children]
+            first, *rest = parts.children
+            await tg.start(first)  # the first verified token, or why there is none
+            self._parts = parts  # only a worker that got a token shows its parts
+            started = [await tg.start(child) for child in rest]
             self.http_port = started[-1]
             topics = list(self.settings.channel_topics)
             _log.info("worker started", extra={"http_port": self.http_port, "topics": topics})

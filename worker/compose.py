@@ -56,7 +56,8 @@ class Components:
 
     @property
     def children(self) -> tuple[Callable[..., Coroutine[Any, Any, Any]], ...]:
-        """The ``run``/``serve`` methods the app starts, in order."""
+        """The ``run``/``serve`` methods the app starts, in order (the token manager first:
+        nothing else starts without a verified token)."""
         return (
             self.tokens.run,
             self.dispatcher.run,
@@ -96,17 +97,8 @@ def compose(
         clock=opts.clock,
     )
     ledger = Ledger(settle_s=s.settle_s)
-    dispatcher = Dispatcher(
-        registry=opts.registry,
-        context_factory=ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter),
-        clock=opts.clock,
-        concurrency=s.concurrency,
-        queue_size=s.queue_size,
-        handler_timeout_s=s.handler_timeout_s,
-        max_attempts=s.handler_max_attempts,
-        metrics=metrics,
-        on_done=finisher(ledger),
-    )
+    contexts = ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter)
+    dispatcher = _dispatcher(s, opts, metrics, contexts, ledger)
     delivery = Delivery(
         s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
     )
@@ -122,6 +114,22 @@ def compose(
     _add_checks(checks, tokens, supervisor)
     server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
     return Components(tokens, data, dispatcher, delivery, supervisor, server, checks)
+
+
+def _dispatcher(
+    s: Settings, opts: Options, metrics: Metrics, contexts: ContextFactory, ledger: Ledger
+) -> Dispatcher:
+    return Dispatcher(
+        registry=opts.registry,
+        context_factory=contexts,
+        clock=opts.clock,
+        concurrency=s.concurrency,
+        queue_size=s.queue_size,
+        handler_timeout_s=s.handler_timeout_s,
+        max_attempts=s.handler_max_attempts,
+        metrics=metrics,
+        on_done=finisher(ledger),
+    )
 
 
 def _token_manager(

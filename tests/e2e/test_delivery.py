@@ -204,8 +204,8 @@ async def test_events_missed_during_a_clerk_outage_past_token_expiry_are_handled
     recorder = Recorder(TOPICS)
     async with running(stack, org, recorder) as worker:
         assert worker.tokens is not None
-        assert worker.realtime.supervisor is not None
-        tokens, supervisor = worker.tokens, worker.realtime.supervisor
+        assert worker.supervisor is not None
+        tokens, supervisor = worker.tokens, worker.supervisor
         registry = worker.metrics_registry
         stack.clerk.fail_next_tokens(10_000, 503)
         await eventually(lambda: tokens.state == "expired", 15, "the token expired")

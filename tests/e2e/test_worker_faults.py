@@ -109,7 +109,7 @@ async def test_clerk_outage_past_expiry_closes_the_channel_then_the_worker_recov
         registry = worker.metrics_registry
         assert worker.tokens is not None
         tokens = worker.tokens
-        supervisor = worker.realtime.supervisor
+        supervisor = worker.supervisor
         assert supervisor is not None
 
         stack.clerk.fail_next_tokens(1000, 503)
@@ -185,7 +185,7 @@ async def test_token_without_role_is_refused_before_any_join(stack: Stack) -> No
     registry = worker.metrics_registry
     assert sample(registry, "realtime_worker_token_refresh_total", result="invalid_claims") >= 1
     assert sample(registry, "realtime_worker_token_refresh_total", result="success") == 0
-    assert worker.realtime.supervisor is None
+    assert worker.supervisor is None
     assert org_channels(stack, org.org_id) == []
     assert stack.realtime.control.stats()["sockets"] == 0
 
@@ -200,7 +200,7 @@ async def test_token_for_another_org_is_refused_before_any_join(stack: Stack) ->
     assert caught.value.reason == "wrong_org"
     registry = worker.metrics_registry
     assert sample(registry, "realtime_worker_token_refresh_total", result="invalid_claims") >= 1
-    assert worker.realtime.supervisor is None
+    assert worker.supervisor is None
     assert org_channels(stack, org.org_id) == []
     assert org_channels(stack, other.org_id) == []
     assert stack.realtime.control.stats()["sockets"] == 0

@@ -70,8 +70,8 @@ async def readyz(worker: Worker) -> int:
 
 def channel(worker: Worker, topic: str = "events") -> Any:
     """The supervisor's statistics of one topic's channel."""
-    assert worker.realtime.supervisor is not None
-    (found,) = [c for c in worker.realtime.supervisor.statistics().channels if c.topic == topic]
+    assert worker.supervisor is not None
+    (found,) = [c for c in worker.supervisor.statistics().channels if c.topic == topic]
     return found
 
 

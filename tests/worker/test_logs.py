@@ -22,7 +22,7 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter({"org_id": "org_2abc"}))
-    logger = logging.getLogger("tests.worker.observe.logs")
+    logger = logging.getLogger("tests.worker.logs")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False

@@ -7,11 +7,11 @@ the outbox or tokens: events arrive through ``offer``/``put``, handlers get a ``
 from the factory they are given.
 """
 
-from worker.dispatch.dispatcher import ContextFactory, Dispatcher, OnDone
+from worker.dispatch.dispatcher import ContextMaker, Dispatcher, OnDone
 from worker.dispatch.outcomes import DispatchMetrics, DispatchStatistics, HandledResult, Outcome
 
 __all__ = [
-    "ContextFactory",
+    "ContextMaker",
     "DispatchMetrics",
     "DispatchStatistics",
     "Dispatcher",

@@ -44,11 +44,11 @@ from worker.ports import Clock
 from worker.registry import HandlerRegistry, Route
 from worker.retry import backoff_delay
 
-__all__ = ["ContextFactory", "Dispatcher", "OnDone"]
+__all__ = ["ContextMaker", "Dispatcher", "OnDone"]
 
 _log = logging.getLogger("worker.dispatch")  # the same logger as log_outcome
 
-ContextFactory = Callable[[Event, int], Context]
+ContextMaker = Callable[[Event, int], Context]
 
 
 class _Cancelled(Exception):
@@ -71,7 +71,7 @@ class Dispatcher:
         self,
         *,
         registry: HandlerRegistry,
-        context_factory: ContextFactory,
+        context_factory: ContextMaker,
         clock: Clock,
         concurrency: int = 4,
         queue_size: int = 1000,
@@ -151,6 +151,12 @@ class Dispatcher:
         finally:
             self._receive.close()
             self._finished.set()
+
+    def close(self) -> None:
+        """Close the queue without draining (a dispatcher that never ran); idempotent."""
+        self._accepting = False
+        self._send.close()
+        self._receive.close()
 
     async def drain(self, grace_s: float) -> None:
         """Stop intake; let queued and in-flight events finish within ``grace_s``.

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskStatus
 from tenacity import RetryCallState
-from tenacity.wait import wait_base
 
 from worker import retry
 from worker.clock import Clock
@@ -47,25 +46,6 @@ class Verifier(Protocol):
     async def verify(self, token: str) -> Token:
         """Return the verified token or raise ``TokenRejected``/``TokenUnavailable``."""
         ...
-
-
-class _TokenWait(wait_base):
-    """``wait``: ``retry.bounded_delay``, bounded by the current token's time left and
-    floored by the ``Retry-After`` Clerk sent with the failure."""
-
-    def __init__(self, manager: TokenManager) -> None:
-        self._m = manager
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        m, exc = self._m, retry.last_error(retry_state)
-        token = m.current
-        return retry.bounded_delay(
-            retry_state.attempt_number,
-            rand=m._rng.random(),
-            cap_s=m._max_backoff_s,
-            time_left_s=token.expires_in(m._clock.time()) if token else None,
-            retry_after_s=exc.retry_after_s if isinstance(exc, TokenUnavailable) else None,
-        )
 
 
 class TokenManager:
@@ -207,7 +187,11 @@ class TokenManager:
         loop = retry.retrying(
             sleep=self._clock.sleep,
             transient=transient,
-            wait=_TokenWait(self),
+            wait=schedule.TokenWait(
+                rand=self._rng.random,
+                cap_s=self._max_backoff_s,
+                time_left_s=self._time_left,
+            ),
             before_sleep=self._log_failure,
             stop=retry.Deadline(self._clock, self._startup_timeout_s)
             if first
@@ -264,6 +248,10 @@ class TokenManager:
             self._metrics.token_refresh_total.labels(result=result).inc()
             elapsed = max(0.0, self._clock.monotonic() - started)
             self._metrics.token_refresh_duration_seconds.observe(elapsed)
+
+    def _time_left(self) -> float | None:
+        token = self._current
+        return token.expires_in(self._clock.time()) if token else None
 
     def _log_failure(self, retry_state: RetryCallState) -> None:
         """``before_sleep``: the attempt was counted by ``_attempt``; say what comes next."""
