@@ -16,23 +16,20 @@
 -- and not to postgres: a migration may create policies on storage.objects (postgres holds
 -- ALL with GRANT OPTION) but may not ALTER the table.
 
--- Roles are cluster-wide and test processes bootstrap databases in parallel: create once,
--- tolerate a concurrent creator. The platform's role logs in (the Storage server connects
--- as it); the stand-in connects as the admin user, so this one need not.
+-- Roles are cluster-wide and test processes bootstrap databases in parallel: hold the
+-- cluster-wide lock on pg_authid while creating the role, and create it only if missing.
+-- The platform's role logs in (the Storage server connects as it); the stand-in connects as
+-- the admin user, so this one need not.
+lock table pg_catalog.pg_authid in share row exclusive mode;
 do $$
 begin
-  create role supabase_storage_admin nologin noinherit createrole;
-exception when duplicate_object or unique_violation then null;
+  if not exists (select from pg_catalog.pg_roles where rolname = 'supabase_storage_admin') then
+    create role supabase_storage_admin nologin noinherit createrole;
+  end if;
 end $$;
 
 create schema if not exists storage authorization supabase_storage_admin;
 grant usage on schema storage to anon, authenticated, service_role;
-do $$
-begin
-  if exists (select from pg_roles where rolname = 'postgres') then
-    grant usage on schema storage to postgres;
-  end if;
-end $$;
 
 -- What follows is created by the owner itself, as the Storage server's migrations are.
 set local role supabase_storage_admin;
@@ -221,10 +218,25 @@ grant all on storage.buckets, storage.objects to anon, authenticated, service_ro
 grant all on all functions in schema storage to anon, authenticated, service_role;
 
 reset role;
+
+-- The migrations' role: a real project's postgres, played here by postgres itself or by
+-- project_postgres (not a superuser) where the bootstrap has one. It may create policies on
+-- storage.objects and storage.buckets without owning them (supautils.policy_grants lists
+-- both for postgres on the platform; devstack_supautils stands in for it where present).
 do $$
+declare
+  migrator text;
 begin
-  if exists (select from pg_roles where rolname = 'postgres') then
-    grant all on storage.buckets, storage.objects to postgres with grant option;
-    grant all on all functions in schema storage to postgres;
-  end if;
+  foreach migrator in array array['postgres', 'project_postgres'] loop
+    continue when not exists (select from pg_catalog.pg_roles where rolname = migrator);
+    execute format('grant usage on schema storage to %I', migrator);
+    execute format('grant all on storage.buckets, storage.objects to %I with grant option',
+                   migrator);
+    execute format('grant all on all functions in schema storage to %I', migrator);
+    if to_regclass('devstack_supautils.policy_grants') is not null then
+      insert into devstack_supautils.policy_grants
+      values (migrator, 'storage.objects'), (migrator, 'storage.buckets')
+      on conflict do nothing;
+    end if;
+  end loop;
 end $$;

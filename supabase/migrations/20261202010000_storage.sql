@@ -10,7 +10,8 @@
 -- ids contain '_' (a LIKE wildcard) and one org id can be a prefix of another.
 --
 -- Runs as postgres on a real project, where storage.objects belongs to supabase_storage_admin:
--- creating policies is allowed there (ALL WITH GRANT OPTION), altering the table is not.
+-- postgres may create policies on it (supautils.policy_grants) and insert the bucket (ALL
+-- WITH GRANT OPTION, BYPASSRLS), but not alter the table; nothing here needs more.
 
 insert into storage.buckets (id, name, public, file_size_limit)
 values ('org-files', 'org-files', false, 10 * 1024 * 1024)
@@ -57,8 +58,7 @@ create policy "admins and workers remove their org's files" on storage.objects
   using (private.org_file_is_own_org(bucket_id, name) and (select private.clerk_can_publish()));
 
 -- The seed document's second-factor rule, for every operation on the billing folder.
-create policy "only users that passed second factor verification touch billing files"
-  on storage.objects
+create policy "billing files need a passed second factor" on storage.objects
   as restrictive
   for all to authenticated
   using (not private.org_file_is_sensitive(bucket_id, name)
