@@ -162,3 +162,10 @@ async def test_rows_are_deleted_only_through_the_storage_api(conn: asyncpg.Conne
     async with as_token(conn, PERSONAS["a_admin"]):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="Use the Storage API"):
             await conn.execute(OPERATIONS["delete"], BUCKET, path("a_admin", "own"))
+
+
+async def test_org_files_is_a_private_bucket_with_a_size_limit(conn: asyncpg.Connection) -> None:
+    row = await conn.fetchrow(
+        "select public, file_size_limit from storage.buckets where id = $1", BUCKET
+    )
+    assert (row["public"], row["file_size_limit"]) == (False, 10 * 1024 * 1024)

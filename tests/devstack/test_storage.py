@@ -207,3 +207,23 @@ async def test_an_expired_token_is_refused_as_storage_refuses_it(env: StorageEnv
         with pytest.raises(StorageApiError) as expired:
             await client.from_(BUCKET).list(ORG_A)
     assert refused(expired, "403", '"exp" claim timestamp check failed')
+
+
+async def test_the_gateway_wants_an_apikey_but_a_signed_url_does_not(
+    env: StorageEnv, folder: str
+) -> None:
+    path = f"{ORG_A}/{folder}/k.txt"
+    async with env.client("a_worker") as client:
+        await client.from_(BUCKET).upload(path, b"key")
+        url = (await client.from_(BUCKET).create_signed_url(path, 60))["signedURL"]
+    bearer = {"Authorization": f"Bearer {env.token('a_worker')}"}
+    async with httpx.AsyncClient() as http:
+        keyless = await http.get(f"{env.url}object/authenticated/{BUCKET}/{path}", headers=bearer)
+        head = await http.head(
+            f"{env.url}object/{BUCKET}/{path}", headers={**bearer, "apikey": env.anon_key}
+        )
+        signed = await http.get(url)
+    assert keyless.status_code == 401
+    assert keyless.json()["message"] == "No API key found in request"
+    assert (head.status_code, head.headers["content-length"], head.content) == (200, "3", b"")
+    assert signed.content == b"key"
