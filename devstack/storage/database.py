@@ -232,19 +232,29 @@ async def search(
 ) -> list[dict[str, Any]]:
     """``storage.search`` as the caller (``searchObjects`` in ``src/storage/database/pg.ts``)."""
     search_text = str(options.get("search") or "")
-    sort = options.get("sortBy") if isinstance(options.get("sortBy"), Mapping) else {}
+    raw_sort = options.get("sortBy")
+    sort: Mapping[str, Any] = raw_sort if isinstance(raw_sort, Mapping) else {}
     rows = await conn.fetch(
         "select * from storage.search($1, $2, $3, $4, $5, $6, $7, $8)",
         prefix,
         bucket_id,
-        int(options.get("limit") or 100),
+        _whole(options, "limit", 100),
         len((prefix + search_text).split("/")),
-        int(options.get("offset") or 0),
+        _whole(options, "offset", 0),
         search_text,
         str(sort.get("column") or "name"),
         str(sort.get("order") or "asc"),
     )
     return [as_json(row) for row in rows]
+
+
+def _whole(options: Mapping[str, Any], key: str, default: int) -> int:
+    value = options.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise err.invalid_request(f"body/{key} must be integer")
+    return value
 
 
 def as_json(row: asyncpg.Record) -> dict[str, Any]:

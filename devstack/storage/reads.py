@@ -45,7 +45,7 @@ class Reads:
 
     async def info(self, request: web.Request) -> web.StreamResponse:
         caller = self._auth.caller(request, "object.get_authenticated_info")
-        bucket, name = await self._visible_bucket(request)
+        bucket, name = await self._bucket_and_name(request)
         async with self._db.as_caller(caller) as conn:
             row = await db.find(conn, bucket.id, name)
         return json_response(info_body(row))
@@ -53,7 +53,7 @@ class Reads:
     async def download(self, request: web.Request) -> web.StreamResponse:
         """GET (and HEAD) of ``/object/[authenticated/]<bucket>/<name>``."""
         caller = self._auth.caller(request, "storage.object.get_authenticated")
-        bucket, name = await self._visible_bucket(request)
+        bucket, name = await self._bucket_and_name(request)
         if bucket.public:
             row = await self._db.server_find(bucket.id, name)
         else:
@@ -61,7 +61,7 @@ class Reads:
                 row = await db.find(conn, bucket.id, name)
         return asset(row, self._blobs.get(row["version"]), with_body=request.method != "HEAD")
 
-    async def _visible_bucket(self, request: web.Request) -> tuple[db.Bucket, str]:
+    async def _bucket_and_name(self, request: web.Request) -> tuple[db.Bucket, str]:
         name = object_name(request)
         return await self._db.bucket(request.match_info["bucket"]), name
 

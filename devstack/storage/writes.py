@@ -39,9 +39,9 @@ class Writes:
         self._clock = clock
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
-        upsert = request.method == "PUT" or request.headers.get("x-upsert") == "true"
-        operation = "storage.object.upload_update" if request.method == "PUT" else (
-            "storage.object.upload")  # fmt: skip
+        updating = request.method == "PUT"
+        upsert = updating or request.headers.get("x-upsert") == "true"
+        operation = "storage.object.upload_update" if updating else "storage.object.upload"
         caller = self._auth.caller(request, operation)
         name = object_name(request)
         bucket = await self._db.bucket(request.match_info["bucket"])
