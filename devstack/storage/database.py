@@ -66,6 +66,7 @@ class Bucket:
     id: str
     public: bool
     file_size_limit: int | None
+    allowed_mime_types: tuple[str, ...] | None
 
 
 class Database:
@@ -125,11 +126,19 @@ class Database:
         """The bucket, looked up as the server; NoSuchBucket when it does not exist."""
         async with self.as_server() as conn:
             row = await conn.fetchrow(
-                "select id, public, file_size_limit from storage.buckets where id = $1", bucket_id
+                "select id, public, file_size_limit, allowed_mime_types from storage.buckets "
+                "where id = $1",
+                bucket_id,
             )
         if row is None:
             raise err.no_such_bucket()
-        return Bucket(row["id"], bool(row["public"]), row["file_size_limit"])
+        mime_types = row["allowed_mime_types"]
+        return Bucket(
+            row["id"],
+            bool(row["public"]),
+            row["file_size_limit"],
+            None if mime_types is None else tuple(mime_types),
+        )
 
     async def server_find(self, bucket_id: str, name: str) -> asyncpg.Record:
         async with self.as_server() as conn:

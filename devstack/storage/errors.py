@@ -72,6 +72,12 @@ def entity_too_large() -> StorageError:
     )
 
 
+def invalid_mime_type(mime_type: str) -> StorageError:
+    return StorageError(
+        415, "InvalidMimeType", f"mime type {mime_type} is not supported", "invalid_mime_type"
+    )
+
+
 def invalid_jwt(message: str) -> StorageError:
     return StorageError(400, "InvalidJWT", message)
 

@@ -49,6 +49,20 @@ async def read_upload(request: web.Request, size_limit: int | None) -> Upload:
     )
 
 
+def check_mime_type(content_type: str, allowed: tuple[str, ...] | None) -> None:
+    """``validateMimeType``: ``type/subtype`` must be listed, or ``type/*`` (parameters such
+    as ``;charset=`` are not part of the match)."""
+    if not allowed:
+        return
+    mime = content_type.split(";", 1)[0].strip()
+    kind, _, subtype = mime.partition("/")
+    for entry in allowed:
+        allowed_kind, _, allowed_subtype = entry.partition("/")
+        if subtype and allowed_kind == kind and allowed_subtype in ("*", subtype):
+            return
+    raise err.invalid_mime_type(content_type)
+
+
 async def _multipart(request: web.Request, limit: int) -> Upload:
     reader = await request.multipart()
     fields: dict[str, str] = {}

@@ -20,7 +20,7 @@ from devstack.storage import errors as err
 from devstack.storage.blobs import Blob, BlobStore
 from devstack.storage.database import Caller, Database
 from devstack.storage.http import Auth, json_body, json_response, object_name, required
-from devstack.storage.uploads import Upload, read_upload
+from devstack.storage.uploads import Upload, check_mime_type, read_upload
 
 
 class Writes:
@@ -46,6 +46,7 @@ class Writes:
         name = object_name(request)
         bucket = await self._db.bucket(request.match_info["bucket"])
         upload = await read_upload(request, bucket.file_size_limit)
+        check_mime_type(upload.content_type, bucket.allowed_mime_types)
         row = await self._store(caller, bucket.id, name, upload, upsert=upsert)
         return json_response({"Id": row["id"], "Key": f"{bucket.id}/{name}"})
 

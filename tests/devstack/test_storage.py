@@ -175,12 +175,14 @@ async def test_billing_files_need_a_second_factor(env: StorageEnv, folder: str) 
     assert refused(refused_read, "404", "Object not found")
 
 
-async def test_bucket_size_limit_and_unknown_bucket(env: StorageEnv, database_url: str) -> None:
+async def test_bucket_limits_and_unknown_bucket(env: StorageEnv, database_url: str) -> None:
     bucket = f"tiny-{secrets.token_hex(4)}"
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
-            "insert into storage.buckets (id, name, file_size_limit) values ($1, $1, 8)", bucket
+            "insert into storage.buckets (id, name, file_size_limit, allowed_mime_types) "
+            "values ($1, $1, 8, '{text/*}')",
+            bucket,
         )
     finally:
         await conn.close()
@@ -193,9 +195,12 @@ async def test_bucket_size_limit_and_unknown_bucket(env: StorageEnv, database_ur
         await service.from_(bucket).upload("fits.txt", b"12345678")
         with pytest.raises(StorageApiError) as too_large:
             await service.from_(bucket).upload("big.txt", b"123456789")
+        with pytest.raises(StorageApiError) as wrong_type:
+            await service.from_(bucket).upload("x.png", b"png", {"content-type": "image/png"})
         with pytest.raises(StorageApiError) as missing:
             await client.from_("no-such-bucket").upload("x.txt", b"x")
     assert refused(too_large, "413", "The object exceeded the maximum allowed size")
+    assert refused(wrong_type, "415", "mime type image/png is not supported")
     assert refused(missing, "404", "Bucket not found")
 
 
