@@ -1,4 +1,4 @@
-"""The whole local stack: Postgres, the Supabase gateway (Realtime + data API) and Clerk.
+"""The whole local stack: Postgres, the Supabase gateway (Realtime, data API, Storage) and Clerk.
 
 ``async with Stack(StackConfig()) as stack:`` starts everything, applies the platform
 bootstrap, ``supabase/migrations`` and ``supabase/seed.sql`` to a fresh database, and
@@ -26,6 +26,7 @@ from devstack.realtime import Realtime
 from devstack.realtime.postgres_changes import PostgresChanges
 from devstack.realtime.settings import RealtimeSettings
 from devstack.rest import DataApi
+from devstack.storage import Storage
 
 CLOSE_TIMEOUT_S = 10.0
 log = logging.getLogger("devstack")
@@ -38,7 +39,7 @@ class StackConfig:
 
     database_url: str | None = None  # a server to make a fresh database on; None = embedded
     host: str = "127.0.0.1"
-    port: int = 0  # the Supabase gateway: /realtime/v1, /rest/v1
+    port: int = 0  # the Supabase gateway: /realtime/v1, /rest/v1, /storage/v1
     clerk_port: int = 0
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
@@ -75,6 +76,7 @@ class Stack:
         self.keyring = Keyring(self.config.jwt_secret, jwks=self.clerk.public_jwks)
         self.realtime: Realtime | None = None
         self.data_api: DataApi | None = None
+        self.storage: Storage | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Stack:
@@ -108,10 +110,14 @@ class Stack:
             postgres_changes=pg_changes,
         )
         self.data_api = DataApi(database_url=self.database_url, keyring=self.keyring)
+        self.storage = Storage(
+            database_url=self.database_url, keyring=self.keyring, jwt_secret=self.config.jwt_secret
+        )
         gateway = web.Application(client_max_size=6 * 1024 * 1024)
         self.realtime.add_routes(gateway)
         self.data_api.add_routes(gateway)
-        for component in (pg_changes, self.realtime, self.data_api):
+        self.storage.add_routes(gateway)
+        for component in (pg_changes, self.realtime, self.data_api, self.storage):
             await component.start()
             stack.push_async_callback(_bounded, component.close())
         runner, self.supabase_url = await _serve(gateway, self.config.host, self.config.port)

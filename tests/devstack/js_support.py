@@ -1,14 +1,18 @@
-"""Run ``tests/js/scenario.mjs`` (the official realtime-js client) from pytest.
+"""Run ``tests/js/scenario.mjs`` (the official realtime-js client) or another scenario
+script there (``storage_scenario.mjs``: storage-js) from pytest.
 
 ``ensure_installed`` runs ``npm ci`` when ``tests/js/node_modules`` is missing or holds
-another version than the pinned one, and fails with the fix when it cannot: a missing
+another version of a pinned package, and fails with the fix when it cannot: a missing
 Node toolchain is a failure, never a skip. ``run`` drives one scenario: it reads the
 script's JSON lines, hands each ``{"step": ...}`` line to the test (which then acts on
-the server side, e.g. inserts a row) and returns the final result line.
+the server side, e.g. inserts a row), acknowledges it with a line on the script's stdin
+(scripts that wait for the driver read it; others ignore it) and returns the final
+result line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,22 +29,28 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 SCRIPT = JS_DIR / "scenario.mjs"
-CLIENT_PACKAGE = JS_DIR / "node_modules" / "@supabase" / "realtime-js" / "package.json"
+STORAGE_SCRIPT = JS_DIR / "storage_scenario.mjs"
+MODULES = JS_DIR / "node_modules"
 NPM_CI_TIMEOUT_S = 300
 MAX_LINE_BYTES = 1 << 20
 
 OnStep = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _pinned_version() -> str:
+def _pinned_versions() -> dict[str, str]:
     manifest = json.loads((JS_DIR / "package.json").read_text(encoding="utf-8"))
-    return str(manifest["dependencies"]["@supabase/realtime-js"])
+    return {name: str(version) for name, version in manifest["dependencies"].items()}
 
 
-def _installed_version() -> str | None:
-    if not CLIENT_PACKAGE.exists():
+def _installed(name: str) -> str | None:
+    package = MODULES / name / "package.json"
+    if not package.exists():
         return None
-    return str(json.loads(CLIENT_PACKAGE.read_text(encoding="utf-8"))["version"])
+    return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+
+
+def _installed_versions() -> dict[str, str | None]:
+    return {name: _installed(name) for name in _pinned_versions()}
 
 
 def ensure_installed() -> str:
@@ -48,7 +58,7 @@ def ensure_installed() -> str:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.fail("the realtime-js conformance tests need Node >= 20 and npm on PATH")
-    if _installed_version() == _pinned_version():
+    if _installed_versions() == _pinned_versions():
         return node
     try:
         done = subprocess.run(
@@ -64,7 +74,7 @@ def ensure_installed() -> str:
             f"`npm ci --prefix tests/js` did not finish within {NPM_CI_TIMEOUT_S} s: "
             "check access to the npm registry, or run it by hand before the tests"
         )
-    if done.returncode != 0 or _installed_version() != _pinned_version():
+    if done.returncode != 0 or _installed_versions() != _pinned_versions():
         pytest.fail(
             f"`npm ci --prefix tests/js` failed (exit {done.returncode}); run it by hand to "
             f"see why.\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
@@ -83,12 +93,13 @@ async def run(
     *,
     on_step: OnStep = _nothing,
     timeout_s: float = 45.0,
+    script: Path = SCRIPT,
 ) -> dict[str, Any]:
-    """Run one scenario; return its result line. A timeout kills the Node process."""
+    """Run one scenario of ``script``; return its result line. A timeout kills Node."""
     env = {**os.environ, "SCENARIO_CONFIG": json.dumps(config)}  # tokens stay out of argv
     with tempfile.TemporaryFile() as stderr:
         async with await anyio.open_process(
-            [node, str(SCRIPT), scenario], cwd=JS_DIR, env=env, stderr=stderr
+            [node, str(script), scenario], cwd=JS_DIR, env=env, stderr=stderr
         ) as proc:
             assert proc.stdout is not None
             lines = BufferedByteReceiveStream(proc.stdout)
@@ -112,3 +123,6 @@ async def _follow(
             await proc.wait()
             return dict(line)
         await on_step(line)
+        if proc.stdin is not None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await proc.stdin.send(b"\n")
