@@ -25,7 +25,13 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_never,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -34,11 +40,13 @@ from worker.clock import Clock
 __all__ = [
     "Deadline",
     "EqualJitter",
+    "RequestedOr",
     "backoff_delay",
     "bounded_delay",
     "equal_jitter",
     "last_error",
     "retrying",
+    "stop_after_attempt",
     "stop_never",
 ]
 
@@ -117,6 +125,21 @@ class EqualJitter(wait_base):
         return backoff_delay(
             retry_state.attempt_number, base_s=self.base_s, cap_s=self.cap_s, rng=self.rng
         )
+
+
+class RequestedOr(wait_base):
+    """``wait`` strategy: the delay the failure itself asks for (``requested(exc)``, e.g. a
+    handler's ``Retry(after_s=...)``), else ``fallback``'s."""
+
+    def __init__(
+        self, requested: Callable[[BaseException], float | None], fallback: wait_base
+    ) -> None:
+        self._requested, self._fallback = requested, fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = last_error(retry_state)
+        delay = None if exc is None else self._requested(exc)
+        return self._fallback(retry_state) if delay is None else max(0.0, delay)
 
 
 class Deadline(stop_base):

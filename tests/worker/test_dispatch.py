@@ -36,8 +36,10 @@ def make_event(n: int, topic: str = "events", name: str = "thing.done") -> Event
 
 
 class Harness:
-    def __init__(self, registry: HandlerRegistry, **kw: Any) -> None:
-        self.clock = FakeClock()
+    def __init__(
+        self, registry: HandlerRegistry, clock: FakeClock | None = None, **kw: Any
+    ) -> None:
+        self.clock = clock or FakeClock()
         self.probe = MetricsProbe()
         self.done: list[tuple[int | None, Outcome]] = []
         self.contexts: list[Context] = []
@@ -293,8 +295,7 @@ async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
     async def failing(event: Event, ctx: Context) -> None:
         raise ValueError("try again later")
 
-    h = Harness(reg, concurrency=1, max_attempts=5)
-    h.dispatcher._clock = h.clock = StalledClock()
+    h = Harness(reg, StalledClock(), concurrency=1, max_attempts=5)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(h.dispatcher.run)

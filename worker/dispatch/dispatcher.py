@@ -2,8 +2,9 @@
 
 Callbacks ``offer()`` events without ever blocking; catch-up ``put()``s them, waiting for
 room. ``concurrency`` consumers take them in queue order and run every matching handler
-under a per-call timeout. A failed attempt is retried with capped, jittered exponential
-backoff (``Retry(after_s=...)`` sets the wait) until ``max_attempts``; ``NonRetryable``
+under a per-call timeout. A failed attempt is retried in place (``retry.retrying``, entered
+only after a first failure) with capped, jittered exponential backoff
+(``Retry(after_s=...)`` sets the wait) until ``max_attempts``; ``NonRetryable``
 and exhausted retries dead-letter the event: one ERROR line and a metric, never an
 exception that could stop other events. On retry only the handlers that have not yet
 succeeded run again.
@@ -21,47 +22,26 @@ depth gauge is read at scrape time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-from collections.abc import Callable
 
 import anyio
 from anyio.abc import TaskStatus
 
-from worker.context import Context
 from worker.dispatch.accounting import Accounts, OnDone
+from worker.dispatch.attempts import Attempts, Cancelled, ContextMaker
 from worker.dispatch.outcomes import (
     DispatchMetrics,
     DispatchStatistics,
-    HandledResult,
     Outcome,
-    event_fields,
 )
-from worker.errors import NonRetryable, Retry
 from worker.events import Event, RejectReason
 from worker.ports import Clock
-from worker.registry import HandlerRegistry, Route
-from worker.retry import backoff_delay
+from worker.registry import HandlerRegistry
 
 __all__ = ["ContextMaker", "Dispatcher", "OnDone"]
 
 _log = logging.getLogger("worker.dispatch")  # the same logger as log_outcome
-
-ContextMaker = Callable[[Event, int], Context]
-
-
-class _Cancelled(Exception):
-    """The event's work was cancelled by ``drain()`` at the end of the grace period."""
-
-
-class _Failure(Exception):
-    """One failed attempt: ``kind`` is the metric label (``error``/``timeout``)."""
-
-    def __init__(self, kind: HandledResult, cause: BaseException) -> None:
-        self.kind = kind
-        self.cause = cause
-        super().__init__(f"{kind}: {cause!r}")
 
 
 class Dispatcher:
@@ -86,20 +66,22 @@ class Dispatcher:
         if concurrency < 1 or queue_size < 1 or max_attempts < 1:
             raise ValueError("concurrency, queue_size and max_attempts must be >= 1")
         self._registry = registry
-        self._context = context_factory
         self._clock = clock
         self._concurrency = concurrency
         self._queue_size = queue_size
-        self._timeout_s = handler_timeout_s
-        self._max_attempts = max_attempts
-        self._backoff = (backoff_base_s, backoff_cap_s)
         self._books = Accounts(clock, metrics, on_done)
-        self._rng = rng
+        self._attempts = Attempts(
+            context=context_factory,
+            clock=clock,
+            books=self._books,
+            timeout_s=handler_timeout_s,
+            max_attempts=max_attempts,
+            backoff=(backoff_base_s, backoff_cap_s),
+            rng=rng,
+        )
         self._send, self._receive = anyio.create_memory_object_stream[Event](queue_size)
-        self._in_flight: set[anyio.CancelScope] = set()
         self._accepting = True
         self._running = False
-        self._abandon = False
         self._finished = anyio.Event()
         if metrics is not None:
             metrics.dispatch_queue_depth.set_function(self._queued)
@@ -174,8 +156,8 @@ class Dispatcher:
             await self._finished.wait()
         if self._finished.is_set():
             return
-        self._abandon = True
-        for scope in list(self._in_flight):
+        self._attempts.abandon = True
+        for scope in list(self._attempts.in_flight):
             scope.cancel()
         with anyio.move_on_after(max(1.0, grace_s), shield=True):
             await self._finished.wait()
@@ -186,7 +168,7 @@ class Dispatcher:
             accepting=self._accepting,
             queued=int(self._queued()),
             queue_size=self._queue_size,
-            in_flight=len(self._in_flight),
+            in_flight=len(self._attempts.in_flight),
             concurrency=self._concurrency,
             offered=self._books.offered,
             rejected_full=self._books.full,
@@ -205,7 +187,7 @@ class Dispatcher:
         async for first in self._receive:
             event = first
             while True:
-                if self._abandon:
+                if self._attempts.abandon:
                     await self._books.finish(event, Outcome.ABANDONED, 0, 0.0, None)
                 else:
                     await self._handle(event)
@@ -221,81 +203,8 @@ class Dispatcher:
             return
         started = self._clock.monotonic()
         try:
-            outcome, attempts, error = await self._attempts(event, list(routes))
-        except _Cancelled:
+            outcome, attempts, error = await self._attempts.run(event, list(routes))
+        except Cancelled:
             outcome, attempts, error = Outcome.CANCELLED, 0, "cancelled at shutdown"
         elapsed = self._clock.monotonic() - started
         await self._books.finish(event, outcome, attempts, elapsed, error)
-
-    async def _attempts(
-        self, event: Event, pending: list[Route]
-    ) -> tuple[Outcome, int, str | None]:
-        attempt = 0
-        while True:
-            attempt += 1
-            failure = await self._attempt(event, pending, attempt)
-            if failure is None:
-                return Outcome.SUCCESS, attempt, None
-            self._books.attempt_failed(event, failure.kind)
-            cause = failure.cause
-            if isinstance(cause, NonRetryable) or attempt >= self._max_attempts:
-                return Outcome.DEAD_LETTER, attempt, f"{type(cause).__name__}: {cause}"
-            delay = self._retry_delay(cause, attempt)
-            _log.warning(
-                "handler attempt %d failed (%s), retrying in %.2fs",
-                attempt,
-                failure,
-                delay,
-                extra=event_fields(event) | {"attempt": attempt},
-            )
-            self._books.retries += 1
-            scope = self._cancellable(float("inf"))
-            try:
-                with scope:
-                    await self._clock.sleep(delay)
-            finally:
-                self._in_flight.discard(scope)
-            if scope.cancelled_caught:
-                raise _Cancelled
-
-    async def _attempt(self, event: Event, pending: list[Route], attempt: int) -> _Failure | None:
-        """Run the still-pending routes once; drop each that succeeds from ``pending``."""
-        ctx = self._context(event, attempt)
-        for route in list(pending):
-            started = self._clock.monotonic()
-            failure: _Failure | None = None
-            # The event loop's clock, not self._clock: the deadline is the loop's to keep.
-            scope = self._cancellable(asyncio.get_running_loop().time() + self._timeout_s)
-            try:
-                with scope:
-                    await route.handler(event, ctx)
-            except Exception as exc:  # a handler bug must never stop other events
-                failure = _Failure(HandledResult.ERROR, exc)
-            finally:
-                self._in_flight.discard(scope)
-            self._books.observe(self._clock.monotonic() - started)
-            if scope.cancelled_caught:
-                if self._abandon:
-                    raise _Cancelled
-                timeout = TimeoutError(f"the handler ran longer than {self._timeout_s:g}s")
-                failure = _Failure(HandledResult.TIMEOUT, timeout)
-            if failure is not None:
-                return failure
-            pending.remove(route)
-        return None
-
-    def _cancellable(self, deadline: float) -> anyio.CancelScope:
-        """A scope ``drain()`` can cancel, ending at ``deadline`` (loop time); the caller
-        enters it and discards it from ``_in_flight`` when done (no context manager
-        wrapper: this runs for every handler call)."""
-        scope = anyio.CancelScope(deadline=deadline)
-        self._in_flight.add(scope)
-        return scope
-
-    def _retry_delay(self, cause: BaseException, attempt: int) -> float:
-        # A schedule, not a ``retry.retrying`` loop: the dispatcher owns what is logged and
-        # counted per attempt, and the wait must stay cancellable by ``drain()``.
-        if isinstance(cause, Retry) and cause.after_s is not None:
-            return max(0.0, cause.after_s)
-        base, cap = self._backoff
-        return backoff_delay(attempt, base_s=base, cap_s=cap, rng=self._rng)
