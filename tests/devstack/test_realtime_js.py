@@ -227,7 +227,7 @@ async def test_postgres_changes_apply_the_filter_and_rls(
         vsn,
         token=stand_in.mint(org),
         topic=topic,
-        table="tasks",
+        table="cdc_tasks",
         filter=f"title=in.({tag}-b,{tag}-a)",
     )
 
@@ -236,7 +236,7 @@ async def test_postgres_changes_apply_the_filter_and_rls(
         try:
             for owner, title in ((other_org, f"{tag}-b"), (org, f"{tag}-x"), (org, f"{tag}-a")):
                 await conn.execute(
-                    "insert into public.tasks (organization_id, title) values ($1, $2)",
+                    "insert into public.cdc_tasks (organization_id, title) values ($1, $2)",
                     owner,
                     title,
                 )
@@ -254,7 +254,11 @@ async def test_postgres_changes_apply_the_filter_and_rls(
         "channel": topic,
     }
     change = result["change"]
-    assert (change["schema"], change["table"], change["eventType"]) == ("public", "tasks", "INSERT")
+    assert (change["schema"], change["table"], change["eventType"]) == (
+        "public",
+        "cdc_tasks",
+        "INSERT",
+    )
     assert change["errors"] is None
     assert change["new"]["title"] == f"{tag}-a"  # org B's row matched the filter; RLS hid it
     assert change["new"]["organization_id"] == org
