@@ -1,8 +1,9 @@
 """Conformance with the official JavaScript client, ``@supabase/realtime-js``.
 
-Each scenario of ``tests/js/scenario.mjs`` runs against the stand-in once per protocol
-version: ``1.0.0`` (JSON objects) and ``2.0.0`` (arrays plus binary user broadcasts, the
-client's default). The client is pinned in ``tests/js/package-lock.json``; the error
+Each scenario of ``tests/js/scenario.mjs`` runs against the stand-in (behind the gateway)
+once per protocol version, ``1.0.0`` (JSON objects) and ``2.0.0`` (arrays plus binary user
+broadcasts, the client's default), and once per kind of API key: the legacy anon JWT and
+the publishable key. The client is pinned in ``tests/js/package-lock.json``; the error
 texts it surfaces differ between its releases (pitfall 8).
 """
 
@@ -20,7 +21,7 @@ import pytest
 
 from devstack.realtime.postgres_changes import PostgresChanges
 from tests.devstack import js_support
-from tests.devstack.conftest import Keys, RealtimeEnv, new_org, running
+from tests.devstack.conftest import KEY_KINDS, Keys, RealtimeEnv, new_org, running
 
 pytestmark = pytest.mark.anyio
 
@@ -37,13 +38,18 @@ def vsn(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def stand_in(database_url: str, keys: Keys) -> AsyncIterator[RealtimeEnv]:
-    """The Realtime stand-in with Postgres Changes, on a free loopback port."""
+@pytest.fixture(params=KEY_KINDS)
+async def stand_in(
+    database_url: str, keys: Keys, request: pytest.FixtureRequest
+) -> AsyncIterator[RealtimeEnv]:
+    """The Realtime stand-in with Postgres Changes, on a free loopback port; the client
+    uses each kind of API key in turn."""
     changes = PostgresChanges(database_url=database_url)
     await changes.start()
     try:
-        async with running(database_url, keys, postgres_changes=changes) as env:
+        async with running(
+            database_url, keys, postgres_changes=changes, key_kind=str(request.param)
+        ) as env:
             yield env
     finally:
         await changes.close()
