@@ -182,13 +182,17 @@ async def running(
     keys: Keys,
     settings: RealtimeSettings = TEST_SETTINGS,
     key_kind: str = "legacy",
+    *,
+    behind_gateway: bool = False,
     **kwargs: Any,
 ) -> AsyncIterator[RealtimeEnv]:
-    """The stand-in behind the gateway (which leaves JWT API keys to Realtime)."""
+    """The stand-in on a loopback port; with ``behind_gateway`` (implied by a publishable
+    ``key_kind``) the gateway of devstack.gateway is in front, as in the Stack."""
     keyring = Keyring(HS_SECRET, jwks=lambda: keys.jwks)
     realtime = Realtime(database_url=database_url, keyring=keyring, settings=settings, **kwargs)
     app = web.Application()
-    Gateway(API_KEYS, keyring).install(app)
+    if behind_gateway or key_kind != "legacy":
+        Gateway(API_KEYS, keyring).install(app)
     realtime.add_routes(app)
     await realtime.start()
     runner = web.AppRunner(app, shutdown_timeout=5.0)

@@ -48,7 +48,11 @@ async def stand_in(
     await changes.start()
     try:
         async with running(
-            database_url, keys, postgres_changes=changes, key_kind=str(request.param)
+            database_url,
+            keys,
+            postgres_changes=changes,
+            key_kind=str(request.param),
+            behind_gateway=True,
         ) as env:
             yield env
     finally:
