@@ -593,3 +593,35 @@ async def test_supabase_client_reads_tables_and_calls_rpcs(
         head = await client.rpc("org_events_head", args()).execute()
     assert [row["title"] for row in _data(tasks)] == ["alpha", "beta", "gamma"]
     assert _data(head) == orgs.event_ids[-1]
+
+
+@pytest.fixture(scope="module")
+async def timeout_probe(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "create or replace function public.devstack_statement_timeout() returns text "
+            "language sql stable as $$ select current_setting('statement_timeout') $$"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.usefixtures("timeout_probe")
+@pytest.mark.parametrize(("rol", "expected"), [(None, "3s"), ("member", "8s")])
+async def test_requests_run_with_the_roles_statement_timeout(
+    orgs: Orgs, connect: Connect, rol: str | None, expected: str
+) -> None:
+    client = connect(None if rol is None else orgs.token(orgs.a, rol))
+    result = await client.rpc("devstack_statement_timeout", args()).execute()
+    assert _data(result) == expected
+
+
+async def test_service_role_has_the_authenticators_statement_timeout(
+    base_url: str, timeout_probe: None
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{base_url}/rest/v1") as http:
+        response = await http.post(
+            "/rpc/devstack_statement_timeout", json={}, headers={"apikey": KEYS.secret}
+        )
+    assert response.json() == "8s"
