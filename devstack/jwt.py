@@ -78,6 +78,11 @@ class Keyring:
         self._jwks = jwks
         self._clock = clock
 
+    @property
+    def secret(self) -> str:
+        """The project's HS256 secret (the gateway signs the JWTs it mints with it)."""
+        return self._secret
+
     def _key_for(self, header: Mapping[str, Any]) -> Any:
         alg, kid = header.get("alg"), header.get("kid")
         keys = [k for k in self._jwks().get("keys", []) if isinstance(k, Mapping)]

@@ -1,10 +1,13 @@
 """Apply the Supabase platform bootstrap, then the project's migrations and seed.
 
 Order matters and mirrors a real project: first what Supabase already has
-(``devstack/sql/*.sql``: roles, ``auth.*``, ``realtime.*``, then the stand-ins' own
-hooks), then ``supabase/migrations/*.sql`` in file-name order, then ``supabase/seed.sql``.
-Each file runs in its own transaction; a failure names the file, the line and the
-statement, and leaves nothing of that file applied.
+(``devstack/sql/*.sql``, as the server's superuser: roles, ``auth.*``, ``realtime.*``, the
+supautils stand-in, then the stand-ins' own hooks), then ``supabase/migrations/*.sql`` in
+file-name order, then ``supabase/seed.sql``. Migrations and seed run as
+:data:`MIGRATION_ROLE`, which has the privileges of a real project's ``postgres`` (not a
+superuser; it does not own ``realtime.*``), so a migration that needs more fails here as
+it would on the platform. Each file runs in its own transaction; a failure names the
+file, the line and the statement, and leaves nothing of that file applied.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLATFORM_SQL_DIR = Path(__file__).resolve().parent / "sql"
 MIGRATIONS_DIR = PROJECT_ROOT / "supabase" / "migrations"
 SEED_FILE = PROJECT_ROOT / "supabase" / "seed.sql"
+# The role that stands for a real project's `postgres` (devstack/sql/00_cluster_roles.sql).
+MIGRATION_ROLE = "project_postgres"
+# A real project's `postgres` has this search_path (a role setting, which SET SESSION
+# AUTHORIZATION does not apply by itself).
+MIGRATION_SEARCH_PATH = '"$user", public, extensions'
 
 
 class MigrationError(DevstackError):
@@ -82,14 +90,26 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
 async def apply_all(
     url: str, *, seed: bool = True, migrations_dir: Path = MIGRATIONS_DIR
 ) -> Applied:
-    """Bootstrap the platform and apply migrations (and the seed) to the database at ``url``."""
-    files = [*sorted(PLATFORM_SQL_DIR.glob("*.sql")), *migration_files(migrations_dir)]
+    """Bootstrap the platform (as the superuser of ``url``), then apply the migrations
+    and the seed as :data:`MIGRATION_ROLE` to the database at ``url``."""
+    platform = sorted(PLATFORM_SQL_DIR.glob("*.sql"))
+    project = migration_files(migrations_dir)
     if seed and SEED_FILE.exists():
-        files.append(SEED_FILE)
+        project.append(SEED_FILE)
     conn = await asyncpg.connect(url)
     try:
-        for path in files:
+        for path in platform:
+            await apply_file(conn, path)
+        await become_migration_role(conn)
+        for path in project:
             await apply_file(conn, path)
     finally:
         await conn.close()
-    return Applied(tuple(files))
+    return Applied((*platform, *project))
+
+
+async def become_migration_role(conn: asyncpg.Connection) -> None:
+    """Make a superuser session behave as a project's ``postgres`` from now on (as if it
+    had logged in as :data:`MIGRATION_ROLE`; the stand-in needs no password for it)."""
+    await conn.execute(f"set session authorization {MIGRATION_ROLE}")
+    await conn.execute("select set_config('search_path', $1, false)", MIGRATION_SEARCH_PATH)

@@ -1,5 +1,9 @@
 """The whole local stack: Postgres, the Supabase gateway (Realtime, data API, Storage) and Clerk.
 
+The gateway (``devstack.gateway``) holds the project's API keys (publishable and secret,
+plus the legacy JWTs) and sits in front of every service mounted on the gateway app under
+``/realtime/v1``, ``/rest/v1`` and ``/storage/v1``.
+
 ``async with Stack(StackConfig()) as stack:`` starts everything, applies the platform
 bootstrap, ``supabase/migrations`` and ``supabase/seed.sql`` to a fresh database, and
 exposes ``stack.env`` (what a worker or any Supabase client needs). Leaving the block
@@ -11,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 import anyio
-import jwt as pyjwt
 from aiohttp import web
 
 from devstack import postgres, schema
 from devstack.clerk import Clerk
+from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.realtime import Realtime
 from devstack.realtime.postgres_changes import PostgresChanges
@@ -30,7 +33,6 @@ from devstack.storage import Storage
 
 CLOSE_TIMEOUT_S = 10.0
 log = logging.getLogger("devstack")
-TEN_YEARS_S = 10 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,6 @@ class StackConfig:
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     clerk_token_format: int = 2
     seed: bool = True
-
-
-def project_key(secret: str, role: str) -> str:
-    """An API key like a local Supabase's: an HS256 JWT with ``role``, signed by the project."""
-    now = int(time.time())
-    claims = {"iss": "supabase-demo", "role": role, "iat": now, "exp": now + TEN_YEARS_S}
-    return pyjwt.encode(claims, secret, algorithm="HS256")
 
 
 async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
@@ -74,6 +69,8 @@ class Stack:
         self.supabase_url = ""
         self.clerk = Clerk(token_format=self.config.clerk_token_format)
         self.keyring = Keyring(self.config.jwt_secret, jwks=self.clerk.public_jwks)
+        self.keys = ApiKeys.generate(self.config.jwt_secret)
+        self.gateway = Gateway(self.keys, self.keyring)
         self.realtime: Realtime | None = None
         self.data_api: DataApi | None = None
         self.storage: Storage | None = None
@@ -114,6 +111,7 @@ class Stack:
             database_url=self.database_url, keyring=self.keyring, jwt_secret=self.config.jwt_secret
         )
         gateway = web.Application(client_max_size=6 * 1024 * 1024)
+        self.gateway.install(gateway)
         self.realtime.add_routes(gateway)
         self.data_api.add_routes(gateway)
         self.storage.add_routes(gateway)
@@ -127,12 +125,15 @@ class Stack:
         self.env = self._environment(clerk_url)
 
     def _environment(self, clerk_url: str) -> dict[str, str]:
-        secret = self.config.jwt_secret
+        # The legacy JWT keys stay (today's worker reads SUPABASE_ANON_KEY), next to the
+        # publishable and secret keys a new project has.
         return {
             "SUPABASE_URL": self.supabase_url,
-            "SUPABASE_ANON_KEY": project_key(secret, "anon"),
-            "SUPABASE_SERVICE_ROLE_KEY": project_key(secret, "service_role"),
-            "SUPABASE_JWT_SECRET": secret,
+            "SUPABASE_PUBLISHABLE_KEY": self.keys.publishable,
+            "SUPABASE_SECRET_KEY": self.keys.secret,
+            "SUPABASE_ANON_KEY": self.keys.anon,
+            "SUPABASE_SERVICE_ROLE_KEY": self.keys.service_role,
+            "SUPABASE_JWT_SECRET": self.config.jwt_secret,
             "DATABASE_URL": self.database_url,
             "CLERK_API_URL": clerk_url,
             "CLERK_SECRET_KEY": self.clerk.secret_key,

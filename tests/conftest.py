@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import postgres, schema
+from tests import published_table
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +26,12 @@ def pg_server() -> Iterator[postgres.Server]:
 
 @pytest.fixture(scope="session")
 def database_url(pg_server: postgres.Server) -> Iterator[str]:
-    """A throw-away database with the platform bootstrap, migrations and seed applied."""
+    """A throw-away database with the platform bootstrap, migrations and seed applied, and
+    the Postgres Changes tests' published table (tests/published_table.py)."""
     url = asyncio.run(postgres.create_database(pg_server))
     try:
         asyncio.run(schema.apply_all(url))
+        asyncio.run(published_table.publish(url))
         yield url
     finally:
         asyncio.run(postgres.drop_database(pg_server, url))

@@ -17,6 +17,7 @@ import asyncpg
 from aiohttp import web
 
 from devstack.jwt import Keyring
+from devstack.realtime import partitions
 from devstack.realtime.control import Control
 from devstack.realtime.db_broadcast import Listener
 from devstack.realtime.ports import PostgresChangesLike
@@ -75,8 +76,13 @@ class Realtime:
         self.control.add_routes(app)
 
     async def start(self) -> None:
-        """Open the authorization pool and the LISTEN connection for DB broadcasts."""
-        self._tenant.pool = await asyncpg.create_pool(self._database_url, min_size=1, max_size=8)
+        """Open the authorization pool, create the day's message partitions (as the server
+        does when a tenant connects, then periodically) and LISTEN for DB broadcasts."""
+        pool = await asyncpg.create_pool(self._database_url, min_size=1, max_size=8)
+        self._tenant.pool = pool
+        await partitions.maintain(pool)
+        every_s = self._tenant.settings.partition_maintenance_s
+        self._tenant.spawn(partitions.keep(pool, every_s), name="realtime-partitions")
         await self._listener.start()
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ class RealtimeSettings:
     max_events_per_second: int = 100_000  # real default: 100
     max_payload_size_in_kb: int = 3000
     max_frame_bytes: int = 5_000_000
+    partition_maintenance_s: float = 3600.0  # realtime.messages partitions (partitions.py)
 
     @property
     def max_payload_bytes(self) -> int:

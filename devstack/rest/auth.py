@@ -1,13 +1,11 @@
-"""Who is asking: the gateway's apikey check, then PostgREST's JWT check.
+"""Who is asking: PostgREST's JWT check.
 
-The hosted stack has two layers and so does this module:
-
-* the API gateway wants an ``apikey`` (header or query parameter) that is one of the
-  project's own keys (HS-signed by the project secret, role ``anon`` or ``service_role``);
-  a request without ``Authorization`` is forwarded with ``Bearer <apikey>``;
-* PostgREST verifies the bearer token (signature by the project secret or a JWKS ``kid``),
-  takes its ``role`` (the anonymous role when absent) and tolerates 30 s of clock skew
-  on ``exp``.
+The API keys are the gateway's business (``devstack.gateway``, in front of ``/rest/v1``):
+by the time a request gets here its ``Authorization`` holds a JWT (a user's, a legacy key,
+or one the gateway minted for a publishable or secret key). PostgREST verifies the bearer
+token (signature by the project secret or a JWKS ``kid``), takes its ``role`` (the
+anonymous role when absent, as when there is no ``Authorization`` at all) and tolerates
+30 s of clock skew on ``exp``.
 
 Signature checks reuse :class:`devstack.jwt.Keyring`; only the error texts are PostgREST's.
 """
@@ -18,11 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.jwt import SYMMETRIC, JwtFailure, Keyring, split_token
-from devstack.rest.errors import ApiError, GatewayError
+from devstack.jwt import JwtFailure, Keyring, split_token
+from devstack.rest.errors import ApiError
 
 ANON_ROLE = "anon"
-PROJECT_KEY_ROLES = frozenset({"anon", "service_role"})
 CLOCK_SKEW_S = 30.0  # PostgREST's allowedSkewSeconds
 
 
@@ -37,32 +34,6 @@ class Identity:
     def authed(self) -> bool:
         """PostgREST's notion: any role but the anonymous one (decides 401 vs 403)."""
         return self.role != ANON_ROLE
-
-
-def _gateway_refusal(message: str, hint: str) -> GatewayError:
-    return GatewayError(401, "", message, hint=hint)
-
-
-def check_apikey(apikey: str | None, keyring: Keyring) -> dict[str, Any]:
-    """The project key's claims, or the gateway's 401."""
-    if not apikey:
-        raise _gateway_refusal(
-            "No API key found in request", "No `apikey` request header or url param was found."
-        )
-    try:
-        _, header, _ = split_token(apikey)
-        claims = keyring.verify(apikey)
-    except JwtFailure as exc:
-        raise _invalid_apikey() from exc
-    if header.get("alg") not in SYMMETRIC or claims.get("role") not in PROJECT_KEY_ROLES:
-        raise _invalid_apikey()  # a user's token is not a project key
-    return claims
-
-
-def _invalid_apikey() -> GatewayError:
-    return _gateway_refusal(
-        "Invalid API key", "Double check your Supabase `anon` or `service_role` API key."
-    )
 
 
 def _jwt_error(code: str, message: str) -> ApiError:
@@ -105,15 +76,12 @@ def _bearer(authorization: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def authenticate(
-    headers: Mapping[str, str], query: Mapping[str, str], keyring: Keyring
-) -> Identity:
-    """Run the gateway's and PostgREST's checks; the request's role and claims."""
-    apikey = headers.get("apikey") or query.get("apikey")
-    key_claims = check_apikey(apikey, keyring)
+def authenticate(headers: Mapping[str, str], keyring: Keyring) -> Identity:
+    """Run PostgREST's checks; the request's role and claims."""
     authorization = headers.get("Authorization")
+    claims: dict[str, Any]
     if authorization is None:
-        claims = key_claims  # the gateway forwards the apikey as the bearer token
+        claims = {}  # no JWT at all: the anonymous role
     else:
         token = _bearer(authorization)
         # PostgREST ignores other schemes: the request is anonymous then.

@@ -29,12 +29,28 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 ACQUIRE_TIMEOUT_S = 5.0
 
-_SETTINGS_SQL = """
+# The impersonated role's statement_timeout applies to its requests ("Impersonated Role
+# Settings", PostgREST v11.1+, docs.postgrest.org references/transactions); a role without
+# one has the authenticator's (supabase/supabase guides/database/postgres/timeouts.mdx:
+# anon 3s, authenticated 8s, service_role "defaults to the authenticator role's 8s").
+_ROLE_TIMEOUT = """
+(select split_part(c, '=', 2)
+   from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) as c
+  where s.setrole = (select oid from pg_catalog.pg_roles where rolname = {role})
+    and s.setdatabase in (0, (select oid from pg_catalog.pg_database
+                              where datname = current_database()))
+    and c like 'statement_timeout=%'
+  order by s.setdatabase desc limit 1)
+"""
+_SETTINGS_SQL = f"""
 select set_config('role', $1, true),
        set_config('request.jwt.claims', $2, true),
        set_config('request.method', $3, true),
        set_config('request.path', $4, true),
-       set_config('request.headers', $5, true)
+       set_config('request.headers', $5, true),
+       set_config('statement_timeout', coalesce(
+         {_ROLE_TIMEOUT.format(role="$1")}, {_ROLE_TIMEOUT.format(role="'authenticator'")},
+         current_setting('statement_timeout')), true)
 """
 
 

@@ -81,7 +81,7 @@ class Routes:
         return guarded(faulty)
 
     def _begin(self, request: web.Request, profile_header: str) -> Identity:
-        identity = authenticate(request.headers, request.query, self._keyring)
+        identity = authenticate(request.headers, self._keyring)
         neg.check_profile(request.headers, profile_header, self._backend.schema)
         return identity
 

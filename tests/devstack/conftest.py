@@ -1,4 +1,5 @@
-"""Realtime stand-in fixtures: keys, a running server, token minting and DB helpers.
+"""Realtime stand-in fixtures: keys, a running server (behind the gateway), token minting
+and DB helpers.
 
 The lead will switch ``rt`` to the full Stack later; tests only use the ``RealtimeEnv``
 surface below.
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from realtime import AsyncRealtimeClient
 
 from devstack.clerk import Clerk
+from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.realtime import Realtime, RealtimeSettings
 from tests.devstack.clerk_support import FakeClock, bapi_client, org_session, served
@@ -34,6 +36,8 @@ from tests.devstack.rawclient import V1, RawClient
 
 HS_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 KID = "clerk-test-key"
+API_KEYS = ApiKeys.generate(HS_SECRET)
+KEY_KINDS = ("legacy", "publishable")
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,15 @@ class RealtimeEnv:
     realtime: Realtime
     keys: Keys
     database_url: str
+    key_kind: str = "legacy"  # which API key the clients use: legacy (JWT) or publishable
     _clients: list[Any] = field(default_factory=list)
 
     @property
     def anon_key(self) -> str:
+        """The project's anonymous API key of :attr:`key_kind` (the gateway maps a
+        publishable key to a short-lived anon JWT)."""
+        if self.key_kind == "publishable":
+            return API_KEYS.publishable
         claims = {"role": "anon", "iss": "supabase-demo", "exp": int(time.time()) + 3600 * 24}
         return jwt.encode(claims, HS_SECRET, algorithm="HS256")
 
@@ -169,11 +178,21 @@ TEST_SETTINGS = RealtimeSettings(join_error_delay_s=0.0, connect_error_delay_s=0
 
 @asynccontextmanager
 async def running(
-    database_url: str, keys: Keys, settings: RealtimeSettings = TEST_SETTINGS, **kwargs: Any
+    database_url: str,
+    keys: Keys,
+    settings: RealtimeSettings = TEST_SETTINGS,
+    key_kind: str = "legacy",
+    *,
+    behind_gateway: bool = False,
+    **kwargs: Any,
 ) -> AsyncIterator[RealtimeEnv]:
+    """The stand-in on a loopback port; with ``behind_gateway`` (implied by a publishable
+    ``key_kind``) the gateway of devstack.gateway is in front, as in the Stack."""
     keyring = Keyring(HS_SECRET, jwks=lambda: keys.jwks)
     realtime = Realtime(database_url=database_url, keyring=keyring, settings=settings, **kwargs)
     app = web.Application()
+    if behind_gateway or key_kind != "legacy":
+        Gateway(API_KEYS, keyring).install(app)
     realtime.add_routes(app)
     await realtime.start()
     runner = web.AppRunner(app, shutdown_timeout=5.0)
@@ -181,7 +200,7 @@ async def running(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    env = RealtimeEnv(f"http://127.0.0.1:{port}", realtime, keys, database_url)
+    env = RealtimeEnv(f"http://127.0.0.1:{port}", realtime, keys, database_url, key_kind)
     try:
         yield env
     finally:

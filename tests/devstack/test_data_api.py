@@ -1,8 +1,10 @@
-"""The data API stand-in, driven by the official clients (postgrest-py, supabase-py).
+"""The data API stand-in behind the gateway, driven by the official clients (postgrest-py,
+supabase-py).
 
 Each test gets two fresh organisations (A and B) with seeded rows, so tests do not see
 each other's data in the shared database; tokens are Clerk-like RS256 JWTs with a ``kid``
-from the keyring's JWKS, the apikey is an HS256 anon key signed by the project secret.
+from the keyring's JWKS. The official clients run with both kinds of API key: the legacy
+HS256 anon key signed by the project secret and the publishable key.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from jwt.algorithms import RSAAlgorithm
 from postgrest import AsyncPostgrestClient, CountMethod
 from postgrest.exceptions import APIError
 
+from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.rest import DataApi
 from supabase import AsyncClientOptions, acreate_client
@@ -34,6 +37,8 @@ SECRET = "devstack-data-api-test-secret-of-32-bytes"
 KID = "clerk-test-kid"
 FAR = 4102444800  # 2100-01-01
 ANON = jwt.encode({"role": "anon", "iss": "supabase-demo", "exp": FAR}, SECRET, algorithm="HS256")
+KEYS = ApiKeys.generate(SECRET)
+KEY_KINDS = {"legacy": ANON, "publishable": KEYS.publishable}
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +55,10 @@ def keyring(rsa_key: rsa.RSAPrivateKey) -> Keyring:
 
 @pytest.fixture(scope="module")
 async def base_url(database_url: str, keyring: Keyring) -> AsyncIterator[str]:
-    """The DataApi in an aiohttp app on a free loopback port."""
+    """The DataApi behind the gateway in an aiohttp app on a free loopback port."""
     api = DataApi(database_url=database_url, keyring=keyring)
     app = web.Application()
+    Gateway(KEYS, keyring).install(app)
     api.add_routes(app)
     await api.start()
     runner = web.AppRunner(app)
@@ -115,12 +121,18 @@ async def orgs(database_url: str, rsa_key: rsa.RSAPrivateKey) -> Orgs:
 Connect = Callable[..., AsyncPostgrestClient]
 
 
+@pytest.fixture(params=list(KEY_KINDS))
+def project_key(request: pytest.FixtureRequest) -> str:
+    """The API key the official clients are built with: each kind in turn."""
+    return KEY_KINDS[str(request.param)]
+
+
 @pytest.fixture
-async def connect(base_url: str) -> AsyncIterator[Connect]:
+async def connect(base_url: str, project_key: str) -> AsyncIterator[Connect]:
     """Official postgrest-py clients, closed after the test."""
     clients: list[AsyncPostgrestClient] = []
 
-    def make(token: str | None = None, apikey: str = ANON) -> AsyncPostgrestClient:
+    def make(token: str | None = None, apikey: str = project_key) -> AsyncPostgrestClient:
         headers = {"apikey": apikey}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -567,15 +579,49 @@ async def test_root_lists_tables_and_functions(orgs: Orgs, http: httpx.AsyncClie
     assert {"/tasks", "/org_events", "/rpc/org_events_after"} <= set(paths)
 
 
-async def test_supabase_client_reads_tables_and_calls_rpcs(orgs: Orgs, base_url: str) -> None:
+async def test_supabase_client_reads_tables_and_calls_rpcs(
+    orgs: Orgs, base_url: str, project_key: str
+) -> None:
     token = orgs.token(orgs.a, "worker")
     async with httpx.AsyncClient() as session:
         # Our own httpx client: supabase-py's default path trips postgrest-py's deprecation.
         options = AsyncClientOptions(
             headers={"Authorization": f"Bearer {token}"}, httpx_client=session
         )
-        client = await acreate_client(base_url, ANON, options=options)
+        client = await acreate_client(base_url, project_key, options=options)
         tasks = await client.table("tasks").select("title").order("title").execute()
         head = await client.rpc("org_events_head", args()).execute()
     assert [row["title"] for row in _data(tasks)] == ["alpha", "beta", "gamma"]
     assert _data(head) == orgs.event_ids[-1]
+
+
+@pytest.fixture(scope="module")
+async def timeout_probe(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "create or replace function public.devstack_statement_timeout() returns text "
+            "language sql stable as $$ select current_setting('statement_timeout') $$"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.usefixtures("timeout_probe")
+@pytest.mark.parametrize(("rol", "expected"), [(None, "3s"), ("member", "8s")])
+async def test_requests_run_with_the_roles_statement_timeout(
+    orgs: Orgs, connect: Connect, rol: str | None, expected: str
+) -> None:
+    client = connect(None if rol is None else orgs.token(orgs.a, rol))
+    result = await client.rpc("devstack_statement_timeout", args()).execute()
+    assert _data(result) == expected
+
+
+async def test_service_role_has_the_authenticators_statement_timeout(
+    base_url: str, timeout_probe: None
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{base_url}/rest/v1") as http:
+        response = await http.post(
+            "/rpc/devstack_statement_timeout", json={}, headers={"apikey": KEYS.secret}
+        )
+    assert response.json() == "8s"

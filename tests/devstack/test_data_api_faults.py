@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.rest import DataApi
 from tests.devstack.test_data_api import ANON, Orgs, keyring, orgs, rsa_key  # noqa: F401
@@ -30,6 +31,7 @@ class Served:
 async def served(database_url: str, keyring: Keyring) -> AsyncIterator[Served]:  # noqa: F811
     api = DataApi(database_url=database_url, keyring=keyring)
     app = web.Application()
+    Gateway(ApiKeys.generate(keyring.secret), keyring).install(app)
     api.add_routes(app)
     await api.start()
     runner = web.AppRunner(app, shutdown_timeout=1.0)
@@ -89,9 +91,11 @@ async def test_a_targeted_fault_only_hits_its_path_and_other_statuses_answer_as_
 async def test_faults_play_before_authentication_and_in_order(served: Served) -> None:
     served.api.fail_next(1, 504)
     served.api.fail_next(1, 503)
-    first = await served.http.get("/rest/v1/org_events")  # no apikey at all
-    second = await served.http.get("/rest/v1/org_events")
-    third = await served.http.get("/rest/v1/org_events")
+    # Past the gateway (a project key) but with no user token: PostgREST would refuse.
+    key = {"apikey": ANON}
+    first = await served.http.get("/rest/v1/org_events", headers=key)
+    second = await served.http.get("/rest/v1/org_events", headers=key)
+    third = await served.http.get("/rest/v1/org_events", headers=key)
     assert [first.status_code, second.status_code, third.status_code] == [504, 503, 401]
 
 

@@ -83,8 +83,8 @@ def tag() -> str:
 async def subscribe(
     pc: PostgresChanges, inbox: Inbox, persona: str = "a_member", **binding: Any
 ) -> int:
-    """Subscribe one binding on public.tasks (overridable) and return its id."""
-    [bound] = pc.binding_ids([{"event": "*", "schema": "public", "table": "tasks", **binding}])
+    """Subscribe one binding on public.cdc_tasks (overridable) and return its id."""
+    [bound] = pc.binding_ids([{"event": "*", "schema": "public", "table": "cdc_tasks", **binding}])
     await pc.subscribe(
         key=secrets.token_hex(4), bindings=[bound], claims=PERSONAS[persona], deliver=inbox.deliver
     )
@@ -94,7 +94,7 @@ async def subscribe(
 async def add_task(db: asyncpg.Connection, org: str, title: str) -> int:
     return int(
         await db.fetchval(
-            "insert into public.tasks (organization_id, title) values ($1, $2) returning id",
+            "insert into public.cdc_tasks (organization_id, title) values ($1, $2) returning id",
             org,
             title,
         )
@@ -122,7 +122,7 @@ async def test_insert_is_delivered_in_the_server_shape(
     }
     assert (data["schema"], data["table"], data["type"], data["errors"]) == (
         "public",
-        "tasks",
+        "cdc_tasks",
         "INSERT",
         None,
     )
@@ -139,7 +139,9 @@ async def test_update_carries_the_primary_key_as_old_record(
 ) -> None:
     await subscribe(changes, inbox, event="UPDATE")
     task_id = await add_task(db, ORG_A, f"{tag}-before")
-    await db.execute("update public.tasks set title = $1 where id = $2", f"{tag}-after", task_id)
+    await db.execute(
+        "update public.cdc_tasks set title = $1 where id = $2", f"{tag}-after", task_id
+    )
 
     data = (await inbox.next())["data"]
 
@@ -153,7 +155,7 @@ async def test_delete_skips_rls_and_carries_only_the_primary_key(
 ) -> None:
     await subscribe(changes, inbox, persona="b_member", event="DELETE")
     task_id = await add_task(db, ORG_A, f"{tag}-doomed")
-    await db.execute("delete from public.tasks where id = $1", task_id)
+    await db.execute("delete from public.cdc_tasks where id = $1", task_id)
 
     data = (await inbox.next())["data"]
 
@@ -179,7 +181,7 @@ async def test_event_param_limits_the_actions(
 ) -> None:
     await subscribe(changes, inbox, event="insert")  # any case, as the server takes it
     task_id = await add_task(db, ORG_A, f"{tag}-one")
-    await db.execute("update public.tasks set status = 'done' where id = $1", task_id)
+    await db.execute("update public.cdc_tasks set status = 'done' where id = $1", task_id)
     await add_task(db, ORG_A, f"{tag}-two")
 
     assert (await inbox.next())["data"]["record"]["title"] == f"{tag}-one"
@@ -224,7 +226,7 @@ async def test_numeric_filter_compares_numbers(
     await subscribe(changes, inbox, event="INSERT", filter=f"id=gt.{low}")
     for task_id in (low - 1, high):
         await db.execute(
-            "insert into public.tasks (id, organization_id, title)"
+            "insert into public.cdc_tasks (id, organization_id, title)"
             " overriding system value values ($1, $2, 'numeric')",
             task_id,
             ORG_A,
@@ -242,7 +244,7 @@ async def test_unsubscribe_stops_delivery(
     try:
         await changes.subscribe(
             key="gone",
-            bindings=changes.binding_ids([{"table": "tasks"}]),
+            bindings=changes.binding_ids([{"table": "cdc_tasks"}]),
             claims=PERSONAS["a_member"],
             deliver=gone.deliver,
         )
@@ -262,7 +264,7 @@ async def test_unsubscribe_stops_delivery(
 async def test_update_claims_applies_to_later_changes(
     changes: PostgresChanges, db: asyncpg.Connection, inbox: Inbox, tag: str
 ) -> None:
-    [bound] = changes.binding_ids([{"event": "INSERT", "schema": "public", "table": "tasks"}])
+    [bound] = changes.binding_ids([{"event": "INSERT", "schema": "public", "table": "cdc_tasks"}])
     await changes.subscribe(
         key="refresh", bindings=[bound], claims=PERSONAS["b_member"], deliver=inbox.deliver
     )
@@ -273,7 +275,7 @@ async def test_update_claims_applies_to_later_changes(
 
 
 def test_binding_ids_echo_each_binding_with_a_stable_integer() -> None:
-    binding = {"event": "*", "schema": "public", "table": "tasks", "filter": "id=eq.1"}
+    binding = {"event": "*", "schema": "public", "table": "cdc_tasks", "filter": "id=eq.1"}
 
     [first] = PostgresChanges.binding_ids([binding])
     [again] = PostgresChanges.binding_ids([dict(reversed(binding.items()))])
@@ -303,7 +305,7 @@ async def test_filter_on_unknown_column_is_refused_with_the_server_text(
 
     assert caught.value.text == (
         f"{UNABLE} An exception happened so please check your connect parameters: "
-        '[event: *, schema: public, table: tasks, filters: [{"nope", "eq", "1", false}], '
+        '[event: *, schema: public, table: cdc_tasks, filters: [{"nope", "eq", "1", false}], '
         "select: nil]. Exception: ERROR P0001 (raise_exception) invalid column for filter nope"
     )
 

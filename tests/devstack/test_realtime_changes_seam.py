@@ -13,7 +13,7 @@ from tests.devstack.rawclient import Msg
 
 pytestmark = pytest.mark.anyio
 
-BINDING = {"event": "INSERT", "schema": "public", "table": "tasks"}
+BINDING = {"event": "INSERT", "schema": "public", "table": "cdc_tasks"}
 
 
 class SubscriptionError(Exception):

@@ -1,8 +1,9 @@
 """Conformance with the official JavaScript client, ``@supabase/realtime-js``.
 
-Each scenario of ``tests/js/scenario.mjs`` runs against the stand-in once per protocol
-version: ``1.0.0`` (JSON objects) and ``2.0.0`` (arrays plus binary user broadcasts, the
-client's default). The client is pinned in ``tests/js/package-lock.json``; the error
+Each scenario of ``tests/js/scenario.mjs`` runs against the stand-in (behind the gateway)
+once per protocol version, ``1.0.0`` (JSON objects) and ``2.0.0`` (arrays plus binary user
+broadcasts, the client's default), and once per kind of API key: the legacy anon JWT and
+the publishable key. The client is pinned in ``tests/js/package-lock.json``; the error
 texts it surfaces differ between its releases (pitfall 8).
 """
 
@@ -20,7 +21,7 @@ import pytest
 
 from devstack.realtime.postgres_changes import PostgresChanges
 from tests.devstack import js_support
-from tests.devstack.conftest import Keys, RealtimeEnv, new_org, running
+from tests.devstack.conftest import KEY_KINDS, Keys, RealtimeEnv, new_org, running
 
 pytestmark = pytest.mark.anyio
 
@@ -37,13 +38,22 @@ def vsn(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def stand_in(database_url: str, keys: Keys) -> AsyncIterator[RealtimeEnv]:
-    """The Realtime stand-in with Postgres Changes, on a free loopback port."""
+@pytest.fixture(params=KEY_KINDS)
+async def stand_in(
+    database_url: str, keys: Keys, request: pytest.FixtureRequest
+) -> AsyncIterator[RealtimeEnv]:
+    """The Realtime stand-in with Postgres Changes, on a free loopback port; the client
+    uses each kind of API key in turn."""
     changes = PostgresChanges(database_url=database_url)
     await changes.start()
     try:
-        async with running(database_url, keys, postgres_changes=changes) as env:
+        async with running(
+            database_url,
+            keys,
+            postgres_changes=changes,
+            key_kind=str(request.param),
+            behind_gateway=True,
+        ) as env:
             yield env
     finally:
         await changes.close()
@@ -227,7 +237,7 @@ async def test_postgres_changes_apply_the_filter_and_rls(
         vsn,
         token=stand_in.mint(org),
         topic=topic,
-        table="tasks",
+        table="cdc_tasks",
         filter=f"title=in.({tag}-b,{tag}-a)",
     )
 
@@ -236,7 +246,7 @@ async def test_postgres_changes_apply_the_filter_and_rls(
         try:
             for owner, title in ((other_org, f"{tag}-b"), (org, f"{tag}-x"), (org, f"{tag}-a")):
                 await conn.execute(
-                    "insert into public.tasks (organization_id, title) values ($1, $2)",
+                    "insert into public.cdc_tasks (organization_id, title) values ($1, $2)",
                     owner,
                     title,
                 )
@@ -254,7 +264,11 @@ async def test_postgres_changes_apply_the_filter_and_rls(
         "channel": topic,
     }
     change = result["change"]
-    assert (change["schema"], change["table"], change["eventType"]) == ("public", "tasks", "INSERT")
+    assert (change["schema"], change["table"], change["eventType"]) == (
+        "public",
+        "cdc_tasks",
+        "INSERT",
+    )
     assert change["errors"] is None
     assert change["new"]["title"] == f"{tag}-a"  # org B's row matched the filter; RLS hid it
     assert change["new"]["organization_id"] == org

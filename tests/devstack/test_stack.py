@@ -21,6 +21,8 @@ pytestmark = pytest.mark.anyio
 REQUIRED_KEYS = {
     "SUPABASE_URL",
     "SUPABASE_ANON_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
     "DATABASE_URL",
     "CLERK_API_URL",
     "CLERK_SECRET_KEY",
@@ -44,6 +46,19 @@ async def test_stack_serves_migrated_database_clerk_and_gateway(pg_server: Serve
         assert jwks.status_code == 200
         assert jwks.json()["keys"]
         assert ping.status_code == 200
+
+
+async def test_stack_gateway_maps_its_publishable_and_secret_keys(pg_server: Server) -> None:
+    async with Stack(StackConfig(database_url=pg_server.admin_url)) as stack:
+        env = stack.env
+        assert env["SUPABASE_PUBLISHABLE_KEY"].startswith("sb_publishable_")
+        assert env["SUPABASE_SECRET_KEY"].startswith("sb_secret_")
+        async with httpx.AsyncClient(base_url=f"{env['SUPABASE_URL']}/rest/v1") as http:
+            as_anon = await http.get("/tasks", headers={"apikey": env["SUPABASE_PUBLISHABLE_KEY"]})
+            as_service = await http.get("/tasks", headers={"apikey": env["SUPABASE_SECRET_KEY"]})
+    assert as_anon.status_code == 401  # anon may not read tasks at all
+    assert as_service.status_code == 200  # service_role bypasses RLS: the seeded task
+    assert [row["title"] for row in as_service.json()] == ["Try the worker"]
 
 
 async def test_stack_drops_its_database_on_exit(pg_server: Server) -> None:

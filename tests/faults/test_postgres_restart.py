@@ -23,6 +23,7 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.realtime.postgres_changes import PostgresChanges
 from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
+from tests import published_table
 from tests.db.personas import ORG_A, PERSONAS
 from tests.e2e.conftest import eventually, insert_events, provision
 from tests.faults.support import Recorder, metric, readyz, running
@@ -165,10 +166,13 @@ async def test_postgres_changes_listener_reconnects_and_delivers_each_change_onc
     async def deliver(payload: dict[str, Any]) -> None:
         delivered.append(payload["data"]["record"]["title"])
 
+    await published_table.publish(own_stack.database_url)
     changes = PostgresChanges(database_url=own_stack.database_url)
     await changes.start()
     try:
-        [bound] = changes.binding_ids([{"event": "INSERT", "schema": "public", "table": "tasks"}])
+        [bound] = changes.binding_ids(
+            [{"event": "INSERT", "schema": "public", "table": "cdc_tasks"}]
+        )
         await changes.subscribe(
             key="k", bindings=[bound], claims=PERSONAS["a_member"], deliver=deliver
         )
@@ -190,7 +194,7 @@ async def add_task(stack: Stack, title: str) -> None:
     conn = await asyncpg.connect(stack.database_url)
     try:
         await conn.execute(
-            "insert into public.tasks (organization_id, title) values ($1, $2)", ORG_A, title
+            "insert into public.cdc_tasks (organization_id, title) values ($1, $2)", ORG_A, title
         )
     finally:
         await conn.close()
