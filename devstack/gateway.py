@@ -66,6 +66,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/realtime/v1/websocket", socket=True, require_apikey=False),
     Route("/realtime/v1", require_apikey=False),
     Route("/rest/v1"),
+    # A signed URL is the credential itself (it is put in <img src>, mailed, ...): fetching
+    # one needs no apikey, as the storage tests with the official clients expect.
+    Route("/storage/v1/object/sign", require_apikey=False),
     Route("/storage/v1"),
 )
 

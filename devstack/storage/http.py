@@ -59,7 +59,7 @@ class Auth:
 
     def caller(self, request: web.Request, operation: str) -> Caller:
         try:
-            identity = authenticate(request.headers, request.query, self._keyring)
+            identity = authenticate(request.headers, self._keyring)
         except GatewayError:
             raise
         except ApiError as exc:

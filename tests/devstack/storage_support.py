@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from storage3 import AsyncStorageClient
 
+from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.storage import Storage
 from tests.db.personas import ORG_A, ORG_B, PERSONAS
@@ -84,6 +85,7 @@ async def served_storage(database_url: str) -> AsyncIterator[StorageEnv]:
     keyring = Keyring(SECRET, jwks=lambda: {"keys": [jwk]}, clock=clock)
     storage = Storage(database_url=database_url, keyring=keyring, jwt_secret=SECRET, clock=clock)
     app = web.Application()
+    Gateway(ApiKeys.generate(SECRET), keyring).install(app)  # as in the Stack: apikey first
     storage.add_routes(app)
     await storage.start()
     runner = web.AppRunner(app, shutdown_timeout=2.0)
