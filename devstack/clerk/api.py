@@ -91,6 +91,8 @@ def _bapi_app(clerk: Clerk) -> web.Application:
     bapi[CLERK] = clerk
     bapi.router.add_get(JWKS_PATH, _bapi_jwks)
     bapi.router.add_post("/users", _create_user)
+    bapi.router.add_get("/users/{user_id}", _get_user)
+    bapi.router.add_delete("/users/{user_id}", _delete_user)
     bapi.router.add_post("/organizations", _create_organization)
     bapi.router.add_post("/organizations/{org_id}/memberships", _add_membership)
     bapi.router.add_delete("/organizations/{org_id}/memberships/{user_id}", _remove_membership)
@@ -116,6 +118,14 @@ async def _create_user(request: web.Request) -> web.Response:
         second_factor=params.optional_str(body, "totp_secret") is not None,
     )
     return reply(user)
+
+
+async def _get_user(request: web.Request) -> web.Response:
+    return reply(request.app[CLERK].get_user(request.match_info["user_id"]))
+
+
+async def _delete_user(request: web.Request) -> web.Response:
+    return reply(request.app[CLERK].delete_user(request.match_info["user_id"]))
 
 
 async def _create_organization(request: web.Request) -> web.Response:

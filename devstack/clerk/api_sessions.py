@@ -9,9 +9,12 @@ from aiohttp import web
 from devstack.clerk import errors, params
 from devstack.clerk.appkey import CLERK
 from devstack.clerk.replies import reply
-from devstack.clerk.store import LISTED_STATUSES
 
 MAX_LIST_LIMIT = 500  # LimitParameter: 1..500, default 10
+# ?status= values of GetSessionList ("pending" is not one of them).
+LISTED_STATUSES = frozenset(
+    {"abandoned", "active", "ended", "expired", "removed", "replaced", "revoked"}
+)
 
 
 def add_routes(bapi: web.Application) -> None:

@@ -108,6 +108,15 @@ class Clerk(Scripting):
         )
         return objects.user(self.store.add_user(user))
 
+    def get_user(self, user_id: str) -> dict[str, Any]:
+        """The ``User``, or 404."""
+        return objects.user(self.store.user(user_id))
+
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Delete a user (its sessions end as ``removed``); answers a ``DeletedObject``."""
+        self.store.delete_user(user_id)
+        return {"object": "user", "id": user_id, "deleted": True}
+
     def create_organization(
         self, name: str, *, slug: str | None = None, created_by: str | None = None
     ) -> dict[str, Any]:

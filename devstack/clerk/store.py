@@ -19,10 +19,6 @@ from devstack.clerk.settings import InstanceSettings
 
 SESSION_ABANDON_MS = 30 * 24 * 3600 * 1000  # abandon_at when the inactivity timeout is off
 USABLE_STATUSES = frozenset({"active", "pending"})
-# GET /v1/sessions ?status= values (bapi 2026-05-12 GetSessionList; "pending" is not one).
-LISTED_STATUSES = frozenset(
-    {"abandoned", "active", "ended", "expired", "removed", "replaced", "revoked"}
-)
 _BASE62 = string.digits + string.ascii_letters
 _ROLE = re.compile(r"^org:[a-z0-9_][a-z0-9_:-]*$")
 
@@ -143,6 +139,16 @@ class Store:
         if user_id not in self.users:
             raise errors.not_found(f"User {user_id}")
         return self.users[user_id]
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user: memberships go, sessions end with status ``removed``."""
+        self.user(user_id)
+        del self.users[user_id]
+        for key in [key for key in self.memberships if key[1] == user_id]:
+            del self.memberships[key]
+        for session in self.sessions.values():
+            if session.user_id == user_id and session.status in USABLE_STATUSES:
+                session.status, session.updated_at = "removed", self.now_ms()
 
     def org(self, org_id: str) -> Organization:
         """The organization, or 404."""

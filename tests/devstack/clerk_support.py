@@ -12,6 +12,7 @@ import jwt
 from aiohttp import web
 
 from devstack.clerk import Clerk
+from devstack.clerk.settings import InstanceSettings
 
 SECRET = "sk_test_devstack_clerk_tests"
 
@@ -30,9 +31,11 @@ class FakeClock:
 
 
 @asynccontextmanager
-async def served(clock: FakeClock, token_format: int = 2) -> AsyncIterator[Clerk]:
+async def served(
+    clock: FakeClock, token_format: int = 2, settings: InstanceSettings | None = None
+) -> AsyncIterator[Clerk]:
     """A Clerk on a free loopback port, bound to its URL, stopped on exit."""
-    clerk = Clerk(secret_key=SECRET, token_format=token_format, clock=clock)
+    clerk = Clerk(secret_key=SECRET, token_format=token_format, settings=settings, clock=clock)
     runner = web.AppRunner(clerk.app())
     await runner.setup()
     try:
