@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.clerk import errors
+from devstack.clerk.lifetime import SESSION_ABANDON_MS, USABLE_STATUSES, Session
 from devstack.clerk.settings import InstanceSettings
 
-SESSION_ABANDON_MS = 30 * 24 * 3600 * 1000  # abandon_at when the inactivity timeout is off
-USABLE_STATUSES = frozenset({"active", "pending"})
+__all__ = ["USABLE_STATUSES", "Membership", "Organization", "Session", "Store", "User", "new_id"]
+
 _BASE62 = string.digits + string.ascii_letters
 _ROLE = re.compile(r"^org:[a-z0-9_][a-z0-9_:-]*$")
 
@@ -71,45 +72,6 @@ class Membership:
     user_id: str
     role: str
     created_at: int
-
-
-@dataclass
-class Session:
-    """A Clerk session plus the per-session token settings the control surface changes."""
-
-    id: str
-    user_id: str
-    client_id: str
-    status: str
-    active_org_id: str | None
-    created_at: int
-    updated_at: int
-    expire_at: int
-    abandon_at: int
-    last_active_at: int
-    inactivity_ms: int | None = None  # the instance's inactivity timeout at creation
-    token_format: int | None = None  # None: the instance's format
-    token_org_id: str | None = None  # forces ``o.id``/``org_id`` for negative tests
-
-    def status_at(self, now_ms: int) -> str:
-        """The status a reader sees at ``now_ms``.
-
-        A usable session becomes ``expired`` at ``expire_at`` (the maximum lifetime) and
-        ``abandoned`` at ``abandon_at`` (the inactivity timeout), whichever comes first.
-        """
-        if self.status not in USABLE_STATUSES:
-            return self.status
-        if now_ms >= self.expire_at and self.expire_at <= self.abandon_at:
-            return "expired"
-        if now_ms >= self.abandon_at:
-            return "abandoned"
-        return self.status
-
-    def record_activity(self, now_ms: int) -> None:
-        """Activity moves ``abandon_at`` when an inactivity timeout is on."""
-        self.last_active_at = self.updated_at = now_ms
-        if self.inactivity_ms is not None:
-            self.abandon_at = now_ms + self.inactivity_ms
 
 
 class Store:
@@ -193,12 +155,19 @@ class Store:
         return list(self.role_permissions.get(role, []))
 
     def remove_membership(self, org_id: str, user_id: str) -> Membership:
-        """Take ``user_id`` out of ``org_id`` (404 when not a member)."""
+        """Take ``user_id`` out of ``org_id`` (404 when not a member).
+
+        The user's sessions with that org active lose it, so their tokens carry no org
+        claims from now on *(Clerk's exact behaviour here is unconfirmed)*.
+        """
         self.org(org_id)
         self.user(user_id)
         membership = self.memberships.pop((org_id, user_id), None)
         if membership is None:
             raise errors.not_found(f"Membership of {user_id} in {org_id}")
+        for session in self.sessions.values():
+            if session.user_id == user_id and session.active_org_id == org_id:
+                session.active_org_id = None
         return membership
 
     def check_member(self, org_id: str, user_id: str) -> None:
