@@ -42,27 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--port", type=int, default=54321, help="Supabase gateway port (0 = any)")
     up.add_argument("--clerk-port", type=int, default=0, help="Clerk stand-in port (0 = any)")
-    up.add_argument(
-        "--clerk-instance",
-        choices=INSTANCE_TYPES,
-        default="development",
-        help="Clerk instance type: development (sk_test_ keys, POST /v1/sessions) or "
-        "production (sk_live_ keys, sessions through sign-in tokens); default development",
-    )
-    up.add_argument(
-        "--clerk-session-lifetime",
-        type=_whole_seconds,
-        default=DEFAULT_SESSION_LIFETIME_S,
-        metavar="SECONDS",
-        help="maximum lifetime of Clerk sessions (default 604800, Clerk's 7 days)",
-    )
-    up.add_argument(
-        "--clerk-session-inactivity",
-        type=_whole_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="inactivity timeout of Clerk sessions (default: off, as on Clerk)",
-    )
+    _add_clerk_options(up)
     demo = sub.add_parser(
         "demo",
         help="the stack, orgs A and B, org A's worker (a separate process) and a live view",
@@ -99,6 +79,31 @@ def _parser() -> argparse.ArgumentParser:
         help="events inserted per second for each org (default 2)",
     )
     return parser
+
+
+def _add_clerk_options(up: argparse.ArgumentParser) -> None:
+    """The Clerk instance's Dashboard settings, chosen at start."""
+    up.add_argument(
+        "--clerk-instance",
+        choices=INSTANCE_TYPES,
+        default="development",
+        help="Clerk instance type: development (sk_test_ keys, POST /v1/sessions) or "
+        "production (sk_live_ keys, sessions through sign-in tokens); default development",
+    )
+    up.add_argument(
+        "--clerk-session-lifetime",
+        type=_whole_seconds,
+        default=DEFAULT_SESSION_LIFETIME_S,
+        metavar="SECONDS",
+        help="maximum lifetime of Clerk sessions (default 604800, Clerk's 7 days)",
+    )
+    up.add_argument(
+        "--clerk-session-inactivity",
+        type=_whole_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="inactivity timeout of Clerk sessions (default: off, as on Clerk)",
+    )
 
 
 def _positive(text: str) -> float:

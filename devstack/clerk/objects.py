@@ -45,6 +45,15 @@ def user(u: User) -> dict[str, Any]:
         "external_accounts": [],
         "saml_accounts": [],
         "enterprise_accounts": [],
+        **_user_security(u),
+        "created_at": u.created_at,
+        "updated_at": u.created_at,
+    }
+
+
+def _user_security(u: User) -> dict[str, Any]:
+    # Second factors, lockout and self-service flags: none of them modelled but ``fva``.
+    return {
         "password_enabled": False,
         "password_last_updated_at": None,
         "two_factor_enabled": u.second_factor,
@@ -62,8 +71,6 @@ def user(u: User) -> dict[str, Any]:
         "delete_self_enabled": True,
         "create_organization_enabled": True,
         "create_organizations_limit": None,
-        "created_at": u.created_at,
-        "updated_at": u.created_at,
     }
 
 
