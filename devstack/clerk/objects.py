@@ -71,6 +71,9 @@ def _user_security(u: User) -> dict[str, Any]:
         "delete_self_enabled": True,
         "create_organization_enabled": True,
         "create_organizations_limit": None,
+        "bypass_client_trust": False,
+        "deprovisioned": False,
+        "scim": None,
     }
 
 
@@ -111,6 +114,7 @@ def organization(org: Organization, store: Store) -> dict[str, Any]:
         "missing_member_with_elevated_permissions": False,
         "pending_invitations_count": 0,
         "max_allowed_memberships": 0,
+        "role_set_key": None,
         "admin_delete_enabled": True,
         "public_metadata": org.public_metadata,
         "private_metadata": org.private_metadata,
