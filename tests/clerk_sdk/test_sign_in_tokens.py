@@ -25,7 +25,7 @@ async def test_create_parses_as_a_pending_token_with_its_ticket(
     assert isinstance(token, models.SignInToken)
     assert (token.user_id, token.status) == (member.user_id, "pending")
     assert token.token
-    assert token.url is not None
+    assert isinstance(token.url, str)
     assert token.url.endswith(token.token)
 
 

@@ -100,4 +100,4 @@ async def test_a_second_membership_raises_clerk_errors_422(sdk: ClerkSDK, member
 async def test_jwks_parses_and_matches_the_served_keys(sdk: ClerkSDK, clerk: Clerk) -> None:
     jwks = await sdk.jwks.get_jwks_async()
     assert jwks.keys is not None
-    assert [key.kid for key in jwks.keys] == [clerk.keys.current_kid]  # type: ignore[union-attr]
+    assert [key.kid for key in jwks.keys] == [clerk.keys.current_kid]
