@@ -11,6 +11,7 @@ import anyio
 import httpx
 import pytest
 
+from devstack import __main__ as devstack_main
 from devstack.postgres import Server
 from devstack.stack import Stack, StackConfig
 from tests.devstack.test_stack import _start_devstack, _wait_for_file
@@ -85,3 +86,26 @@ async def test_devstack_up_flags_choose_the_instance_and_the_env_file_has_the_de
     assert session["expire_at"] - session["created_at"] == 20_000
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["code"] == "request_invalid_for_environment"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--clerk-instance", "staging"),
+        ("--clerk-session-lifetime", "0"),
+        ("--clerk-session-inactivity", "-5"),
+    ],
+)
+def test_devstack_up_refuses_bad_clerk_flags(flags: tuple[str, str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        devstack_main.main(["up", *flags])
+    assert caught.value.code == 2
+
+
+def test_devstack_up_defaults_are_clerks() -> None:
+    args = devstack_main._parser().parse_args(["up"])
+    assert (args.clerk_instance, args.clerk_session_lifetime, args.clerk_session_inactivity) == (
+        "development",
+        7 * 24 * 3600,
+        None,
+    )
