@@ -100,10 +100,10 @@ async def _sign_in(request: web.Request) -> web.Response:
         raise errors.param_invalid("strategy", "is not supported by the stand-in (only ticket)")
     if not isinstance(ticket, str) or not ticket:
         raise errors.param_missing("ticket")
-    client = _client_of(request) or clerk.sign_ins.new_client()
-    session = clerk.redeem_ticket(ticket, client)
+    # A known client JWT signs in on that client; otherwise a new client (only on success).
+    session = clerk.redeem_ticket(ticket, _client_of(request))
     sign_in = fapi_objects.sign_in(new_id("sia"), session, clerk.store)
-    return _answer(clerk, sign_in, client)
+    return _answer(clerk, sign_in, clerk.sign_ins.clients[session.client_id])
 
 
 async def _touch(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from tests.devstack.clerk_support import (
     make_ticket,
     native_sign_in,
     service_member,
+    signed_in,
 )
 
 pytestmark = pytest.mark.anyio
@@ -172,3 +173,18 @@ async def test_origin_and_authorization_together_are_refused(
     headers = {"Origin": "https://app.example", "Authorization": "some-client-jwt"}
     response = await native_sign_in(fapi, ticket, **headers)
     assert_clerk_error(response, 400, "origin_authorization_headers_conflict")
+
+
+async def test_a_sign_in_with_a_client_jwt_adds_the_session_to_that_client(
+    bapi: httpx.AsyncClient, fapi: httpx.AsyncClient, clerk: Clerk, member: tuple[str, str]
+) -> None:
+    first, client_jwt = await signed_in(bapi, fapi, member[0])
+    clients_before = len(clerk.sign_ins.clients)
+    assert_clerk_error(await native_sign_in(fapi, "not-a-ticket"), 400, "ticket_invalid_code")
+    assert len(clerk.sign_ins.clients) == clients_before  # a refused sign-in makes no client
+
+    again = await native_sign_in(fapi, await make_ticket(bapi, member[0]), Authorization=client_jwt)
+
+    sessions = [s["id"] for s in again.json()["client"]["sessions"]]
+    assert sessions == [first, again.json()["response"]["created_session_id"]]
+    assert again.headers["Authorization"] == client_jwt
