@@ -16,11 +16,13 @@ from pathlib import Path
 
 import anyio
 
+from devstack.clerk.settings import DEFAULT_SESSION_LIFETIME_S, INSTANCE_TYPES
 from devstack.demo import DemoOptions, run_demo
 from devstack.errors import DevstackError
 from devstack.stack import Stack, StackConfig
 
 DEFAULT_ENV_FILE = Path(".devstack/env")
+UP_DEMO_ORGS = ("A", "B")  # the env file describes their service users (DEMO_ORG_A_*...)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--port", type=int, default=54321, help="Supabase gateway port (0 = any)")
     up.add_argument("--clerk-port", type=int, default=0, help="Clerk stand-in port (0 = any)")
+    _add_clerk_options(up)
     demo = sub.add_parser(
         "demo",
         help="the stack, orgs A and B, org A's worker (a separate process) and a live view",
@@ -78,10 +81,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_clerk_options(up: argparse.ArgumentParser) -> None:
+    """The Clerk instance's Dashboard settings, chosen at start."""
+    up.add_argument(
+        "--clerk-instance",
+        choices=INSTANCE_TYPES,
+        default="development",
+        help="Clerk instance type: development (sk_test_ keys, POST /v1/sessions) or "
+        "production (sk_live_ keys, sessions through sign-in tokens); default development",
+    )
+    up.add_argument(
+        "--clerk-session-lifetime",
+        type=_whole_seconds,
+        default=DEFAULT_SESSION_LIFETIME_S,
+        metavar="SECONDS",
+        help="maximum lifetime of Clerk sessions (default 604800, Clerk's 7 days)",
+    )
+    up.add_argument(
+        "--clerk-session-inactivity",
+        type=_whole_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="inactivity timeout of Clerk sessions (default: off, as on Clerk)",
+    )
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _whole_seconds(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {text}")
     return value
 
 
@@ -102,7 +137,15 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 
 
 async def up(args: argparse.Namespace) -> None:
-    config = StackConfig(database_url=args.database_url, port=args.port, clerk_port=args.clerk_port)
+    config = StackConfig(
+        database_url=args.database_url,
+        port=args.port,
+        clerk_port=args.clerk_port,
+        clerk_instance=args.clerk_instance,
+        clerk_session_lifetime_s=args.clerk_session_lifetime,
+        clerk_session_inactivity_s=args.clerk_session_inactivity,
+        clerk_demo_orgs=UP_DEMO_ORGS,
+    )
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Stack(config) as stack:
             write_env_file(args.env_file, stack.env)

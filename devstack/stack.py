@@ -23,6 +23,8 @@ from aiohttp import web
 
 from devstack import postgres, schema
 from devstack.clerk import Clerk
+from devstack.clerk.provision import demo_env
+from devstack.clerk.settings import DEFAULT_SESSION_LIFETIME_S, InstanceSettings, InstanceType
 from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.realtime import Realtime
@@ -46,6 +48,14 @@ class StackConfig:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     clerk_token_format: int = 2
+    # The Clerk instance (Dashboard settings): development (sk_test_, POST /v1/sessions)
+    # or production (sk_live_, sessions only through sign-in tokens); session lifetime
+    # and inactivity timeout (None: off), Clerk's defaults.
+    clerk_instance: InstanceType = "development"
+    clerk_session_lifetime_s: int = DEFAULT_SESSION_LIFETIME_S
+    clerk_session_inactivity_s: int | None = None
+    # Orgs "Org <key>" with a service user each, described in ``env`` (DEMO_ORG_<KEY>_*).
+    clerk_demo_orgs: tuple[str, ...] = ()
     seed: bool = True
 
 
@@ -67,7 +77,14 @@ class Stack:
         self.env: dict[str, str] = {}
         self.database_url = ""
         self.supabase_url = ""
-        self.clerk = Clerk(token_format=self.config.clerk_token_format)
+        self.clerk = Clerk(
+            token_format=self.config.clerk_token_format,
+            settings=InstanceSettings(
+                instance_type=self.config.clerk_instance,
+                session_lifetime_s=self.config.clerk_session_lifetime_s,
+                session_inactivity_s=self.config.clerk_session_inactivity_s,
+            ),
+        )
         self.keyring = Keyring(self.config.jwt_secret, jwks=self.clerk.public_jwks)
         self.keys = ApiKeys.generate(self.config.jwt_secret)
         self.gateway = Gateway(self.keys, self.keyring)
@@ -122,7 +139,7 @@ class Stack:
         stack.push_async_callback(_bounded, runner.cleanup())
         # Websockets first: aiohttp's cleanup would otherwise wait on them (pitfall 7).
         stack.push_async_callback(_bounded, self.realtime.close())
-        self.env = self._environment(clerk_url)
+        self.env = self._environment(clerk_url) | demo_env(self.clerk, self.config.clerk_demo_orgs)
 
     def _environment(self, clerk_url: str) -> dict[str, str]:
         # The legacy JWT keys stay (today's worker reads SUPABASE_ANON_KEY), next to the

@@ -1,8 +1,13 @@
-"""aiohttp routes of the Clerk host: BAPI under ``/v1`` and the FAPI ``/.well-known`` pair.
+"""aiohttp routes of the Clerk host: BAPI under ``/v1``, the Frontend API beside it.
 
-BAPI routes need ``Authorization: Bearer <secret key>`` and share one request budget
+One host serves both APIs (a real instance has ``api.clerk.com`` and its own Frontend
+API domain, the tokens' ``iss``): BAPI routes (``/v1/...``) need
+``Authorization: Bearer <secret key>`` and share one request budget
 (:meth:`Clerk.set_rate_limit`); ``GET /v1/jwks`` needs the key but, as in Clerk, is
-never rate-limited. Every refusal is a Clerk-shaped error body.
+never rate-limited. The Frontend API (``/v1/client/...``, ``/.well-known/...``) is
+in :mod:`devstack.clerk.fapi`. Every refusal is a Clerk-shaped error body, every
+answer ``Content-Type: application/json`` (:mod:`devstack.clerk.replies`); every
+request except the control surface's is counted in :attr:`Clerk.requests`.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from devstack.clerk import errors, params
+from devstack.clerk import api_sessions, errors, fapi, params
 from devstack.clerk.appkey import CLERK
-from devstack.clerk.control import control_app
+from devstack.clerk.control import CONTROL_PREFIX, control_app
+from devstack.clerk.replies import reply
 
 if TYPE_CHECKING:
     from devstack.clerk.service import Clerk
@@ -30,7 +36,21 @@ async def clerk_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except errors.ClerkAPIError as exc:
         headers = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
-        return web.json_response(exc.body(), status=exc.status, headers=headers)
+        return reply(exc.body(), status=exc.status, headers=headers)
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count each BAPI/FAPI request by ``"<METHOD> <route>"``, refused ones included."""
+    if not request.path.startswith(CONTROL_PREFIX):
+        request.app[CLERK].requests[route_key(request)] += 1
+    return await handler(request)
+
+
+def route_key(request: web.Request) -> str:
+    """``"POST /v1/sessions/{session_id}/tokens"``: the route's template, not its ids."""
+    resource = request.match_info.route.resource
+    return f"{request.method} {resource.canonical if resource else request.path}"
 
 
 @web.middleware
@@ -51,12 +71,12 @@ def _is_jwks(request: web.Request) -> bool:
 
 def build_app(clerk: Clerk) -> web.Application:
     """The root application: ``/.well-known/*``, ``/v1`` (BAPI), ``/__devstack/clerk/``."""
-    root = web.Application(middlewares=[clerk_errors])
+    root = web.Application(middlewares=[count_requests, clerk_errors])
     root[CLERK] = clerk
-    root.router.add_get("/.well-known/jwks.json", _public_jwks)
-    root.router.add_get("/.well-known/openid-configuration", _openid_configuration)
+    fapi.add_routes(root)
+    root.add_subapp("/v1/client", fapi.client_app(clerk))  # before /v1: longest prefix first
     root.add_subapp("/v1", _bapi_app(clerk))
-    root.add_subapp("/__devstack/clerk", control_app(clerk))
+    root.add_subapp(CONTROL_PREFIX, control_app(clerk))
     # A hang must not hold the server's shutdown for its whole duration.
     root.on_shutdown.append(lambda _app: _release_hangs(clerk))
     return root
@@ -71,35 +91,17 @@ def _bapi_app(clerk: Clerk) -> web.Application:
     bapi[CLERK] = clerk
     bapi.router.add_get(JWKS_PATH, _bapi_jwks)
     bapi.router.add_post("/users", _create_user)
+    bapi.router.add_get("/users/{user_id}", _get_user)
+    bapi.router.add_delete("/users/{user_id}", _delete_user)
     bapi.router.add_post("/organizations", _create_organization)
     bapi.router.add_post("/organizations/{org_id}/memberships", _add_membership)
-    bapi.router.add_post("/sessions", _create_session)
-    bapi.router.add_get("/sessions/{session_id}", _get_session)
-    bapi.router.add_post("/sessions/{session_id}/revoke", _revoke_session)
-    bapi.router.add_post("/sessions/{session_id}/tokens", _create_token)
-    bapi.router.add_post("/sessions/{session_id}/tokens/{template}", _create_token)
+    bapi.router.add_delete("/organizations/{org_id}/memberships/{user_id}", _remove_membership)
+    api_sessions.add_routes(bapi)
     return bapi
 
 
-async def _public_jwks(request: web.Request) -> web.Response:
-    return web.json_response(request.app[CLERK].public_jwks())
-
-
-async def _openid_configuration(request: web.Request) -> web.Response:
-    issuer = request.app[CLERK].issuer
-    return web.json_response(
-        {
-            "issuer": issuer,
-            "jwks_uri": issuer + "/.well-known/jwks.json",
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-        }
-    )
-
-
 async def _bapi_jwks(request: web.Request) -> web.Response:
-    return web.json_response(request.app[CLERK].public_jwks())
+    return reply(request.app[CLERK].public_jwks())
 
 
 async def _create_user(request: web.Request) -> web.Response:
@@ -115,7 +117,15 @@ async def _create_user(request: web.Request) -> web.Response:
         # Clerk enrols a TOTP second factor when a secret comes with the user.
         second_factor=params.optional_str(body, "totp_secret") is not None,
     )
-    return web.json_response(user)
+    return reply(user)
+
+
+async def _get_user(request: web.Request) -> web.Response:
+    return reply(request.app[CLERK].get_user(request.match_info["user_id"]))
+
+
+async def _delete_user(request: web.Request) -> web.Response:
+    return reply(request.app[CLERK].delete_user(request.match_info["user_id"]))
 
 
 async def _create_organization(request: web.Request) -> web.Response:
@@ -125,7 +135,7 @@ async def _create_organization(request: web.Request) -> web.Response:
         slug=params.optional_str(body, "slug"),
         created_by=params.optional_str(body, "created_by"),
     )
-    return web.json_response(org)
+    return reply(org)
 
 
 async def _add_membership(request: web.Request) -> web.Response:
@@ -135,38 +145,9 @@ async def _add_membership(request: web.Request) -> web.Response:
         params.required_str(body, "user_id"),
         params.required_str(body, "role"),
     )
-    return web.json_response(membership)
+    return reply(membership)
 
 
-async def _create_session(request: web.Request) -> web.Response:
-    body = await params.json_body(request)
-    session = request.app[CLERK].create_session(
-        params.required_str(body, "user_id"),
-        params.optional_str(body, "active_organization_id"),
-    )
-    return web.json_response(session)
-
-
-async def _get_session(request: web.Request) -> web.Response:
-    return web.json_response(request.app[CLERK].get_session(request.match_info["session_id"]))
-
-
-async def _revoke_session(request: web.Request) -> web.Response:
-    session_id = request.match_info["session_id"]
-    return web.json_response(request.app[CLERK].revoke_session(session_id))
-
-
-async def _create_token(request: web.Request) -> web.StreamResponse:
-    """Session token, or JWT-template token when the path names a template."""
-    clerk = request.app[CLERK]
-    clerk.token_requests += 1
-    await clerk.faults.before_token_request(request)
-    if request.transport is None or request.transport.is_closing():
-        return web.Response()  # dropped by a scripted fault: nothing will be sent
-    body = await params.json_body(request)
-    jwt = clerk.mint(
-        request.match_info["session_id"],
-        params.lifetime(body.get("expires_in_seconds")),
-        request.match_info.get("template"),
-    )
-    return web.json_response({"object": "token", "jwt": jwt})
+async def _remove_membership(request: web.Request) -> web.Response:
+    org_id, user_id = request.match_info["org_id"], request.match_info["user_id"]
+    return reply(request.app[CLERK].remove_membership(org_id, user_id))

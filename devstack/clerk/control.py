@@ -13,21 +13,41 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from devstack.clerk.appkey import CLERK
+from devstack.clerk.scripting import KEEP
 
 if TYPE_CHECKING:
     from devstack.clerk.service import Clerk
 
+CONTROL_PREFIX = "/__devstack/clerk"
 Action = Callable[["Clerk", dict[str, Any], dict[str, str]], Any]
 
 
 def _state(clerk: Clerk, _body: dict[str, Any], _path: dict[str, str]) -> Any:
+    """What a test reads: settings, counters (``requests`` by ``"<METHOD> <route>"``)."""
     return {
         "issuer": clerk.issuer,
         "token_requests": clerk.token_requests,
+        "requests": dict(clerk.requests),
         "token_format": clerk.token_format,
         "include_role": clerk.include_role,
         "current_kid": clerk.keys.current_kid,
+        "sign_in_limit": {
+            "requests": clerk.sign_in_limit.limit,
+            "window_seconds": clerk.sign_in_limit.window_s,
+        },
+        **clerk.settings.describe(),
     }
+
+
+def _session_settings(clerk: Clerk, body: dict[str, Any], _path: dict[str, str]) -> Any:
+    # "inactivity_seconds": null turns the timeout off; leaving it out keeps it.
+    inactivity = body.get("inactivity_seconds", KEEP)
+    return clerk.configure_sessions(body.get("lifetime_seconds"), inactivity)
+
+
+def _reset_counters(clerk: Clerk, _body: dict[str, Any], _path: dict[str, str]) -> Any:
+    clerk.requests.clear()
+    clerk.token_requests = 0
 
 
 def _fail(clerk: Clerk, body: dict[str, Any], _path: dict[str, str]) -> Any:
@@ -77,6 +97,15 @@ _ROUTES: dict[str, Action] = {
         b["name"], b.get("claims", {}), int(b.get("lifetime_seconds", 60))
     ),
     "/roles": lambda clerk, b, _p: clerk.define_role(b["role"], b.get("permissions", [])),
+    "/requests/reset": _reset_counters,
+    "/session_settings": _session_settings,
+    "/native_api": lambda clerk, b, _p: clerk.set_native_api(bool(b["enabled"])),
+    "/sign_in_rate_limit": lambda clerk, b, _p: clerk.set_sign_in_limit(
+        b.get("requests"), float(b.get("window_seconds", 10.0))
+    ),
+    "/secret_key/rotate": lambda clerk, _b, _p: {"secret_key": clerk.rotate_secret_key()},
+    "/sessions/{session_id}/expire": lambda clerk, _b, p: clerk.expire_session(p["session_id"]),
+    "/sign_in": lambda clerk, b, _p: clerk.sign_in(b["user_id"], b.get("org_id")),
 }
 
 

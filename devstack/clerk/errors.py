@@ -95,3 +95,60 @@ def for_status(status: int, retry_after_s: int | None = None) -> ClerkAPIError:
     """An injected failure with the error code Clerk uses for that HTTP status."""
     code, message = _STATUS_CODES.get(status, ("injected_failure", f"HTTP {status}"))
     return ClerkAPIError(status, code, message, retry_after_s=retry_after_s)
+
+
+# Texts from Clerk's error catalogues (clerk.com/docs/guides/development/errors/
+# backend-api and .../frontend-api): ``message`` is the catalogue's shortMessage.
+
+
+def invalid_for_environment() -> ClerkAPIError:
+    """400 for ``POST /v1/sessions`` on a production instance."""
+    return ClerkAPIError(
+        400,
+        "request_invalid_for_environment",
+        "Invalid request for environment",
+        "Request only valid for development instances.",
+    )
+
+
+def native_api_disabled() -> ClerkAPIError:
+    """400 for an ``_is_native`` Frontend API request while the Native API is off."""
+    return ClerkAPIError(
+        400,
+        "native_api_disabled",
+        "Native API disabled",
+        "The Native API is disabled for this instance. Visit the Clerk Dashboard to enable it.",
+    )
+
+
+def origin_and_authorization() -> ClerkAPIError:
+    """400 when a Frontend API request carries both ``Origin`` and ``Authorization``."""
+    return ClerkAPIError(
+        400,
+        "origin_authorization_headers_conflict",
+        "Setting both the 'Origin' and 'Authorization' headers is forbidden",
+        "For security purposes, only one of the 'Origin' and 'Authorization' headers should"
+        " be provided, but not both. In browser contexts, the 'Origin' header is set"
+        " automatically by the browser. In native application contexts (e.g. mobile apps),"
+        " set the 'Authorization' header.",
+    )
+
+
+def client_not_found() -> ClerkAPIError:
+    """400 when a Frontend API request needs a client and carries none."""
+    return ClerkAPIError(
+        400,
+        "client_not_found",
+        "No client found",
+        "This request is expecting a client and did not find one",
+    )
+
+
+def unauthenticated() -> ClerkAPIError:
+    """401 for a Frontend API request whose client JWT is missing or unknown."""
+    return ClerkAPIError(
+        401,
+        "authentication_invalid",
+        "Invalid authentication",
+        "Unable to authenticate the request, you need to supply an active session",
+    )

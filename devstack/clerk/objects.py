@@ -1,19 +1,25 @@
 """The JSON shapes of BAPI objects (``User``, ``Organization``, ``Session``...).
 
-Fields follow clerk/openapi-specs ``bapi``; values the stand-in has no model for
-(images, phone numbers, web3 wallets) are present with their empty values so that
-strict client-side models still parse.
+Every field that clerk/openapi-specs ``bapi/2026-05-12.yml`` (the version of
+``clerk-backend-api`` 7.0.0) lists as ``required`` is present, nullable ones as null;
+values the stand-in has no model for (images, phone numbers, passkeys, SSO accounts)
+are present with their empty values, so that the official SDKs' models parse them
+(tests/clerk_sdk). Optional fields are sent where Clerk's own answers carry them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from devstack.clerk.signin import SignInToken
 from devstack.clerk.store import Membership, Organization, Session, Store, User
+
+# Clerk's default avatar for users and orgs without an image (``has_image: false``).
+DEFAULT_IMAGE_URL = "https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCJ9"
 
 
 def user(u: User) -> dict[str, Any]:
-    """A ``User`` object."""
+    """A ``User`` object (schema ``User``)."""
     emails = [_email(u, address, index) for index, address in enumerate(u.email_addresses)]
     return {
         "object": "user",
@@ -25,7 +31,9 @@ def user(u: User) -> dict[str, Any]:
         "username": u.username,
         "first_name": u.first_name,
         "last_name": u.last_name,
-        "image_url": "",
+        "locale": None,
+        "profile_image_url": DEFAULT_IMAGE_URL,
+        "image_url": DEFAULT_IMAGE_URL,
         "has_image": False,
         "public_metadata": u.public_metadata,
         "private_metadata": u.private_metadata,
@@ -33,16 +41,39 @@ def user(u: User) -> dict[str, Any]:
         "email_addresses": emails,
         "phone_numbers": [],
         "web3_wallets": [],
+        "passkeys": [],
         "external_accounts": [],
+        "saml_accounts": [],
+        "enterprise_accounts": [],
+        **_user_security(u),
+        "created_at": u.created_at,
+        "updated_at": u.created_at,
+    }
+
+
+def _user_security(u: User) -> dict[str, Any]:
+    # Second factors, lockout and self-service flags: none of them modelled but ``fva``.
+    return {
         "password_enabled": False,
+        "password_last_updated_at": None,
         "two_factor_enabled": u.second_factor,
         "totp_enabled": u.second_factor,
         "backup_code_enabled": False,
+        "mfa_enabled_at": u.created_at if u.second_factor else None,
+        "mfa_disabled_at": None,
         "banned": False,
         "locked": False,
+        "lockout_expires_in_seconds": None,
+        "verification_attempts_remaining": 100,
         "last_sign_in_at": None,
-        "created_at": u.created_at,
-        "updated_at": u.created_at,
+        "last_active_at": None,
+        "legal_accepted_at": None,
+        "delete_self_enabled": True,
+        "create_organization_enabled": True,
+        "create_organizations_limit": None,
+        "bypass_client_trust": False,
+        "deprovisioned": False,
+        "scim": None,
     }
 
 
@@ -53,25 +84,37 @@ def _email(u: User, address: str, index: int) -> dict[str, Any]:
         "id": f"idn_{u.id.removeprefix('user_')}{index}",
         "email_address": address,
         "reserved": False,
-        "verification": {"status": "verified", "strategy": "admin"},
+        # Addresses created through the Backend API are verified by the admin
+        # (schema ``verification_admin``; its ``object`` is the SDKs' discriminator).
+        "verification": {
+            "object": "verification_admin",
+            "status": "verified",
+            "strategy": "admin",
+            "attempts": None,
+            "expire_at": None,
+        },
         "linked_to": [],
+        "matches_sso_connection": False,
         "created_at": u.created_at,
         "updated_at": u.created_at,
     }
 
 
 def organization(org: Organization, store: Store) -> dict[str, Any]:
-    """An ``Organization`` object."""
+    """An ``Organization`` object (schema ``Organization``)."""
     members = sum(1 for org_id, _ in store.memberships if org_id == org.id)
     return {
         "object": "organization",
         "id": org.id,
         "name": org.name,
         "slug": org.slug,
-        "image_url": "",
+        "image_url": DEFAULT_IMAGE_URL,
         "has_image": False,
         "members_count": members,
+        "missing_member_with_elevated_permissions": False,
+        "pending_invitations_count": 0,
         "max_allowed_memberships": 0,
+        "role_set_key": None,
         "admin_delete_enabled": True,
         "public_metadata": org.public_metadata,
         "private_metadata": org.private_metadata,
@@ -82,7 +125,7 @@ def organization(org: Organization, store: Store) -> dict[str, Any]:
 
 
 def membership(m: Membership, store: Store) -> dict[str, Any]:
-    """An ``OrganizationMembership`` object with its org and public user data."""
+    """An ``OrganizationMembership`` with its org and ``OrganizationMembershipPublicUserData``."""
     member = store.users[m.user_id]
     return {
         "object": "organization_membership",
@@ -97,10 +140,13 @@ def membership(m: Membership, store: Store) -> dict[str, Any]:
             "user_id": member.id,
             "first_name": member.first_name,
             "last_name": member.last_name,
-            "image_url": "",
+            "profile_image_url": DEFAULT_IMAGE_URL,
+            "image_url": DEFAULT_IMAGE_URL,
             "has_image": False,
             "identifier": member.email_addresses[0] if member.email_addresses else "",
             "username": member.username,
+            "banned": False,
+            "deprovisioned": False,
         },
         "created_at": m.created_at,
         "updated_at": m.created_at,
@@ -108,7 +154,7 @@ def membership(m: Membership, store: Store) -> dict[str, Any]:
 
 
 def session(s: Session, now_ms: int) -> dict[str, Any]:
-    """A ``Session`` object; ``status`` reflects expiry at ``now_ms``."""
+    """A ``Session`` object; ``status`` reflects expiry and abandonment at ``now_ms``."""
     return {
         "object": "session",
         "id": s.id,
@@ -117,10 +163,26 @@ def session(s: Session, now_ms: int) -> dict[str, Any]:
         "actor": None,
         "status": s.status_at(now_ms),
         "last_active_organization_id": s.active_org_id,
-        "last_active_at": s.updated_at,
+        "last_active_at": s.last_active_at,
         "latest_activity": None,
         "expire_at": s.expire_at,
         "abandon_at": s.abandon_at,
+        "tasks": None,
         "created_at": s.created_at,
         "updated_at": s.updated_at,
     }
+
+
+def sign_in_token(t: SignInToken, *, include_token: bool = True) -> dict[str, Any]:
+    """A ``SignInToken``; only the create answer carries the secret ``token`` and ``url``."""
+    body: dict[str, Any] = {
+        "object": "sign_in_token",
+        "id": t.id,
+        "user_id": t.user_id,
+        "status": t.status,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+    }
+    if include_token:
+        body |= {"token": t.token, "url": t.url}
+    return body

@@ -77,3 +77,15 @@ def lifetime(value: object) -> int | None:
     if not 1 <= value <= MAX_LIFETIME_S:
         raise errors.param_invalid("expires_in_seconds", f"must be between 1 and {MAX_LIFETIME_S}")
     return value
+
+
+def positive_int(body: dict[str, Any], name: str) -> int | None:
+    """An optional integer of at least 1 (``expires_in_seconds`` of sign-in tokens)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise errors.param_invalid(name, "must be an integer")
+    if value < 1:
+        raise errors.param_invalid(name, "must be at least 1")
+    return value

@@ -1,33 +1,40 @@
 """The Clerk instance: its data, its keys, and the helpers tests and routes share.
 
-HTTP routes (``api``, ``control``) are thin: they parse a request and call the same
-methods that tests call directly, so both paths behave the same.
+HTTP routes (``api``, ``api_sessions``, ``fapi``, ``control``) are thin: they parse a
+request and call the same methods that tests call directly, so both paths behave the
+same. The scripted side (faults, keys, Dashboard settings) is in ``scripting``.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
-from devstack.clerk import errors, objects, params, tokens
+from devstack.clerk import errors, fapi_objects, objects, params, tokens
 from devstack.clerk.api import build_app
-from devstack.clerk.faults import Faults, HangEnd
+from devstack.clerk.faults import Faults
 from devstack.clerk.keys import KeyRing
-from devstack.clerk.store import Store, User, new_id
+from devstack.clerk.ratelimit import SlidingWindow
+from devstack.clerk.scripting import Scripting, check_format
+from devstack.clerk.settings import SIGN_IN_LIMIT, SIGN_IN_WINDOW_S, InstanceSettings
+from devstack.clerk.signin import Client, SignIns
+from devstack.clerk.store import Session, Store, User, new_id
 
 DEFAULT_ISSUER = "https://devstack.clerk.accounts.dev"  # until bind() knows the port
-TOKEN_FORMATS = (1, 2)
 
 
-class Clerk:
-    """A Clerk instance (BAPI + FAPI's JWKS) with a control surface for tests.
+class Clerk(Scripting):
+    """A Clerk instance (BAPI + the Frontend API's native sign-in) with a control surface.
 
-    ``clock`` returns Unix seconds; it drives token ``iat``/``exp``, session expiry
-    and the rate-limit window, so tests can move time without sleeping.
+    ``settings`` are the Dashboard's (instance type, session lifetime...). ``clock``
+    returns Unix seconds; it drives token ``iat``/``exp``, session and ticket expiry and
+    the rate-limit windows, so tests can move time without sleeping. ``requests``
+    counts every BAPI/FAPI request by ``"<METHOD> <route template>"``.
     """
 
     def __init__(
@@ -35,18 +42,23 @@ class Clerk:
         *,
         secret_key: str | None = None,
         token_format: int = 2,
+        settings: InstanceSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        _check_format(token_format)
-        self.secret_key = secret_key or "sk_test_" + secrets.token_hex(20)
+        check_format(token_format)
+        self.settings = settings or InstanceSettings()
+        self.secret_key = secret_key or self.settings.key_prefix + secrets.token_hex(20)
         self.issuer = DEFAULT_ISSUER
         self.token_format = token_format
         self.include_role = True
         self.token_requests = 0  # HTTP token requests, injected failures included
+        self.requests: Counter[str] = Counter()
         self.templates: dict[str, tokens.JwtTemplate] = {}
         self.keys = KeyRing()
         self.store = Store(clock)
+        self.sign_ins = SignIns(self.store, lambda claims: self.keys.sign(claims, {}))
         self.faults = Faults(clock)
+        self.sign_in_limit = SlidingWindow(clock, SIGN_IN_LIMIT, SIGN_IN_WINDOW_S)
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -96,6 +108,15 @@ class Clerk:
         )
         return objects.user(self.store.add_user(user))
 
+    def get_user(self, user_id: str) -> dict[str, Any]:
+        """The ``User``, or 404."""
+        return objects.user(self.store.user(user_id))
+
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Delete a user (its sessions end as ``removed``); answers a ``DeletedObject``."""
+        self.store.delete_user(user_id)
+        return {"object": "user", "id": user_id, "deleted": True}
+
     def create_organization(
         self, name: str, *, slug: str | None = None, created_by: str | None = None
     ) -> dict[str, Any]:
@@ -108,12 +129,38 @@ class Clerk:
         membership = self.store.add_membership(org_id, user_id, role)
         return objects.membership(membership, self.store)
 
+    def remove_membership(self, org_id: str, user_id: str) -> dict[str, Any]:
+        """Take ``user_id`` out of ``org_id``; answers the removed membership."""
+        membership = self.store.memberships.get((org_id, user_id))
+        body = objects.membership(membership, self.store) if membership else None
+        self.store.remove_membership(org_id, user_id)
+        assert body is not None  # remove_membership raised 404 otherwise
+        return body
+
     def create_session(
         self, user_id: str, active_organization_id: str | None = None
     ) -> dict[str, Any]:
-        """Create an active session, optionally with an active org the user belongs to."""
-        session = self.store.create_session(user_id, active_organization_id)
+        """Create an active session, optionally with an active org the user belongs to.
+
+        Development instances only: production ones answer 400
+        ``request_invalid_for_environment`` (use a sign-in token, :meth:`sign_in`).
+        """
+        if self.settings.production:
+            raise errors.invalid_for_environment()
+        session = self.store.create_session(user_id, active_organization_id, self.settings)
         return objects.session(session, self.store.now_ms())
+
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        client_id: str | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``Session`` objects matching the filters (status as seen now), newest first."""
+        now = self.store.now_ms()
+        found = self.store.list_sessions(user_id, client_id, status)
+        return [objects.session(session, now) for session in found]
 
     def get_session(self, session_id: str) -> dict[str, Any]:
         """The ``Session`` object, or a 404 :class:`ClerkAPIError`."""
@@ -127,9 +174,14 @@ class Clerk:
     def mint(
         self, session_id: str, expires_in_seconds: int | None = None, template: str | None = None
     ) -> str:
-        """A signed session token (or JWT-template token), exactly as the token endpoints mint."""
+        """A signed session token (or JWT-template token), exactly as the token endpoints mint.
+
+        Minting counts as session activity (it moves ``abandon_at`` when an inactivity
+        timeout is on); whether Clerk counts Backend API mints is *(unconfirmed)*.
+        """
         lifetime_s = params.lifetime(expires_in_seconds)
         session = self.store.usable_session(session_id)
+        session.record_activity(self.store.now_ms())
         now = int(self._clock())
         if template is not None:
             if template not in self.templates:
@@ -157,85 +209,32 @@ class Clerk:
         # about ignoring header parameters they do not know.
         return self.keys.sign(claims, {"oiat": now})
 
-    # -- control surface --------------------------------------------------------------
+    # -- sign-in tokens and the Frontend API -----------------------------------------
 
-    def fail_next_tokens(self, count: int, status: int, retry_after_s: int | None = None) -> None:
-        """Answer the next ``count`` HTTP token requests with ``status`` (and Retry-After)."""
-        self.faults.fail_next(count, status, retry_after_s)
+    def create_sign_in_token(
+        self, user_id: str, *, org_id: str | None = None, expires_in_seconds: int | None = None
+    ) -> dict[str, Any]:
+        """A ``SignInToken`` (with its one-use ``token``); with ``org_id`` a member check."""
+        token = self.sign_ins.create_token(user_id, org_id, expires_in_seconds, self.issuer)
+        return objects.sign_in_token(token)
 
-    def hang_next_tokens(self, count: int, seconds: float, then: HangEnd = "answer") -> None:
-        """Hold the next ``count`` HTTP token requests for ``seconds``, then answer or drop."""
-        self.faults.hang_next(count, seconds, then)
+    def revoke_sign_in_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a pending sign-in token: its ticket answers ``sign_in_token_revoked_code``."""
+        return objects.sign_in_token(self.sign_ins.revoke_token(token_id), include_token=False)
 
-    def clear_faults(self) -> None:
-        """Forget scripted faults and release running hangs."""
-        self.faults.clear()
+    def redeem_ticket(self, ticket: str, client: Client | None = None) -> Session:
+        """What the FAPI ticket sign-in does: spend the ticket, sign in on ``client``."""
+        return self.sign_ins.redeem(ticket, client, self.settings)
 
-    def set_rate_limit(self, requests: int | None, window_seconds: float = 10.0) -> None:
-        """Budget BAPI requests per window (``GET /v1/jwks`` exempt); None lifts the limit."""
-        self.faults.set_rate_limit(requests, window_seconds)
+    def sign_in(self, user_id: str, org_id: str | None = None) -> dict[str, Any]:
+        """A session made the production way (sign-in token + ticket), on any instance type."""
+        ticket = self.sign_ins.create_token(user_id, org_id, 60, self.issuer).token
+        return objects.session(self.redeem_ticket(ticket), self.store.now_ms())
 
-    def end_session(self, session_id: str) -> dict[str, Any]:
-        """End a session (status ``ended``), as signing out does."""
-        session = self.store.set_status(session_id, "ended")
-        return objects.session(session, self.store.now_ms())
+    def fapi_client(self, client: Client) -> dict[str, Any]:
+        """The FAPI ``Client`` object of ``client``."""
+        return fapi_objects.client(client, self.store, self.store.now_ms())
 
-    def set_session_pending(self, session_id: str, pending: bool = True) -> dict[str, Any]:
-        """Mark an org-less session ``pending``; its v2 tokens then carry ``sts: "pending"``."""
-        if pending and self.store.session(session_id).active_org_id is not None:
-            raise errors.ClerkAPIError(
-                422, "invalid_request", "has an org", "Only sessions without an org are pending."
-            )
-        session = self.store.set_status(session_id, "pending" if pending else "active")
-        return objects.session(session, self.store.now_ms())
-
-    def set_token_format(self, session_id: str, token_format: int | None) -> None:
-        """Mint this session's tokens in format 1 or 2 (None: the instance's format)."""
-        if token_format is not None:
-            _check_format(token_format)
-        self.store.session(session_id).token_format = token_format
-
-    def set_token_org(self, session_id: str, org_id: str | None) -> None:
-        """Make this session's tokens claim ``org_id`` (None: its real active org)."""
-        self.store.session(session_id).token_org_id = org_id
-
-    def mint_for_org(
-        self, session_id: str, org_id: str, expires_in_seconds: int | None = None
-    ) -> str:
-        """One token whose org claim is ``org_id`` instead of the session's active org."""
-        session = self.store.session(session_id)
-        previous, session.token_org_id = session.token_org_id, org_id
-        try:
-            return self.mint(session_id, expires_in_seconds)
-        finally:
-            session.token_org_id = previous
-
-    def rotate_key(self, *, drop_old: bool = False) -> str:
-        """Sign with a new key (returned: its kid); old keys stay published unless ``drop_old``."""
-        return self.keys.rotate(drop_old=drop_old)
-
-    def drop_retired_keys(self) -> None:
-        """Unpublish keys retired by :meth:`rotate_key`."""
-        self.keys.drop_retired()
-
-    def set_drop_role(self, drop: bool = True) -> None:
-        """Leave the Supabase ``role`` claim out of future session tokens (or put it back)."""
-        self.include_role = not drop
-
-    def add_jwt_template(
-        self, name: str, claims: dict[str, Any], lifetime_seconds: int = 60
-    ) -> None:
-        """Define a JWT template; values like ``"{{user.id}}"``/``"{{org.id}}"`` are resolved."""
-        self.templates[name] = tokens.JwtTemplate(name, dict(claims), lifetime_seconds)
-
-    def define_role(self, role: str, permissions: Iterable[str]) -> None:
-        """Give ``role`` custom permissions ``org:<feature>:<permission>`` (they reach tokens)."""
-        keys = list(permissions)
-        if any(key.count(":") != 2 or not key.startswith("org:") for key in keys):
-            raise ValueError(f"permissions must look like org:<feature>:<name>, got {keys}")
-        self.store.role_permissions[role] = keys
-
-
-def _check_format(token_format: int) -> None:
-    if token_format not in TOKEN_FORMATS:
-        raise ValueError(f"token_format must be 1 or 2, got {token_format}")
+    def fapi_session(self, session: Session) -> dict[str, Any]:
+        """The FAPI ``Session`` object of ``session``."""
+        return fapi_objects.session(session, self.store, self.store.now_ms())

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.clerk import errors
+from devstack.clerk.lifetime import SESSION_ABANDON_MS, USABLE_STATUSES, Session
+from devstack.clerk.settings import InstanceSettings
 
-SESSION_LIFETIME_MS = 7 * 24 * 3600 * 1000  # Clerk's default maximum session lifetime
-SESSION_ABANDON_MS = 30 * 24 * 3600 * 1000
-USABLE_STATUSES = frozenset({"active", "pending"})
+__all__ = ["USABLE_STATUSES", "Membership", "Organization", "Session", "Store", "User", "new_id"]
+
 _BASE62 = string.digits + string.ascii_letters
 _ROLE = re.compile(r"^org:[a-z0-9_][a-z0-9_:-]*$")
 
@@ -73,29 +74,6 @@ class Membership:
     created_at: int
 
 
-@dataclass
-class Session:
-    """A Clerk session plus the per-session token settings the control surface changes."""
-
-    id: str
-    user_id: str
-    client_id: str
-    status: str
-    active_org_id: str | None
-    created_at: int
-    updated_at: int
-    expire_at: int
-    abandon_at: int
-    token_format: int | None = None  # None: the instance's format
-    token_org_id: str | None = None  # forces ``o.id``/``org_id`` for negative tests
-
-    def status_at(self, now_ms: int) -> str:
-        """The status a reader sees at ``now_ms``: usable sessions expire at ``expire_at``."""
-        if self.status in USABLE_STATUSES and now_ms >= self.expire_at:
-            return "expired"
-        return self.status
-
-
 class Store:
     """All Clerk objects of one instance."""
 
@@ -123,6 +101,16 @@ class Store:
         if user_id not in self.users:
             raise errors.not_found(f"User {user_id}")
         return self.users[user_id]
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete a user: memberships go, sessions end with status ``removed``."""
+        self.user(user_id)
+        del self.users[user_id]
+        for key in [key for key in self.memberships if key[1] == user_id]:
+            del self.memberships[key]
+        for session in self.sessions.values():
+            if session.user_id == user_id and session.status in USABLE_STATUSES:
+                session.status, session.updated_at = "removed", self.now_ms()
 
     def org(self, org_id: str) -> Organization:
         """The organization, or 404."""
@@ -166,32 +154,80 @@ class Store:
         """The custom permissions of a role (``org:<feature>:<permission>``)."""
         return list(self.role_permissions.get(role, []))
 
-    def create_session(self, user_id: str, active_org_id: str | None) -> Session:
-        """An active session; with an org, the user must be a member of it."""
+    def remove_membership(self, org_id: str, user_id: str) -> Membership:
+        """Take ``user_id`` out of ``org_id`` (404 when not a member).
+
+        The user's sessions with that org active lose it, so their tokens carry no org
+        claims from now on *(Clerk's exact behaviour here is unconfirmed)*.
+        """
+        self.org(org_id)
+        self.user(user_id)
+        membership = self.memberships.pop((org_id, user_id), None)
+        if membership is None:
+            raise errors.not_found(f"Membership of {user_id} in {org_id}")
+        for session in self.sessions.values():
+            if session.user_id == user_id and session.active_org_id == org_id:
+                session.active_org_id = None
+        return membership
+
+    def check_member(self, org_id: str, user_id: str) -> None:
+        """404 for an unknown org, 422 ``not_a_member_in_organization`` for a non-member."""
+        self.org(org_id)
+        if (org_id, user_id) not in self.memberships:
+            raise errors.ClerkAPIError(
+                422,
+                "not_a_member_in_organization",
+                "not a member",
+                f"User {user_id} is not a member of {org_id}.",
+            )
+
+    def create_session(
+        self,
+        user_id: str,
+        active_org_id: str | None,
+        settings: InstanceSettings,
+        client_id: str | None = None,
+    ) -> Session:
+        """An active session living ``settings``' lifetime; with an org, the user is a member."""
         self.user(user_id)
         if active_org_id is not None:
-            self.org(active_org_id)
-            if (active_org_id, user_id) not in self.memberships:
-                raise errors.ClerkAPIError(
-                    422,
-                    "not_a_member_in_organization",
-                    "not a member",
-                    f"User {user_id} is not a member of {active_org_id}.",
-                )
+            self.check_member(active_org_id, user_id)
         now = self.now_ms()
+        lifetime_ms = settings.session_lifetime_s * 1000
+        inactivity_ms = None
+        abandon_at = now + max(lifetime_ms, SESSION_ABANDON_MS)
+        if settings.session_inactivity_s is not None:
+            inactivity_ms = settings.session_inactivity_s * 1000
+            abandon_at = now + inactivity_ms
         session = Session(
             id=new_id("sess"),
             user_id=user_id,
-            client_id=new_id("client"),
+            client_id=client_id or new_id("client"),
             status="active",
             active_org_id=active_org_id,
             created_at=now,
             updated_at=now,
-            expire_at=now + SESSION_LIFETIME_MS,
-            abandon_at=now + SESSION_ABANDON_MS,
+            expire_at=now + lifetime_ms,
+            abandon_at=abandon_at,
+            last_active_at=now,
+            inactivity_ms=inactivity_ms,
         )
         self.sessions[session.id] = session
         return session
+
+    def list_sessions(
+        self, user_id: str | None, client_id: str | None, status: str | None
+    ) -> list[Session]:
+        """Sessions matching every filter given, newest first (as Clerk lists them)."""
+        now = self.now_ms()
+        found = [
+            s
+            for s in self.sessions.values()
+            if (user_id is None or s.user_id == user_id)
+            and (client_id is None or s.client_id == client_id)
+            and (status is None or s.status_at(now) == status)
+        ]
+        return sorted(found, key=lambda s: s.created_at, reverse=True)
 
     def session(self, session_id: str) -> Session:
         """The session in any status, or 404."""
@@ -215,8 +251,17 @@ class Store:
         return session
 
     def set_status(self, session_id: str, status: str) -> Session:
-        """Move a session to ``status`` (``revoked``, ``ended``, ``pending``...)."""
+        """Move a session to ``status`` (``revoked``, ``ended``, ``pending``...).
+
+        A session that already ended (expired, abandoned, revoked...) keeps that status:
+        Clerk does not revive it, and revoking it again answers the same object.
+        """
         session = self.session(session_id)
+        now = self.now_ms()
+        current = session.status_at(now)
+        if current not in USABLE_STATUSES:
+            session.status = current
+            return session
         session.status = status
-        session.updated_at = self.now_ms()
+        session.updated_at = now
         return session

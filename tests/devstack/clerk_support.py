@@ -12,6 +12,7 @@ import jwt
 from aiohttp import web
 
 from devstack.clerk import Clerk
+from devstack.clerk.settings import InstanceSettings
 
 SECRET = "sk_test_devstack_clerk_tests"
 
@@ -30,9 +31,11 @@ class FakeClock:
 
 
 @asynccontextmanager
-async def served(clock: FakeClock, token_format: int = 2) -> AsyncIterator[Clerk]:
+async def served(
+    clock: FakeClock, token_format: int = 2, settings: InstanceSettings | None = None
+) -> AsyncIterator[Clerk]:
     """A Clerk on a free loopback port, bound to its URL, stopped on exit."""
-    clerk = Clerk(secret_key=SECRET, token_format=token_format, clock=clock)
+    clerk = Clerk(secret_key=SECRET, token_format=token_format, settings=settings, clock=clock)
     runner = web.AppRunner(clerk.app())
     await runner.setup()
     try:
@@ -95,3 +98,36 @@ def assert_clerk_error(response: httpx.Response, status: int, code: str) -> None
     (error,) = body["errors"]
     assert set(error) == {"message", "long_message", "code", "meta"}
     assert error["code"] == code
+
+
+NATIVE_SIGN_IN = "/v1/client/sign_ins?_is_native=1"
+
+
+def service_member(clerk: Clerk) -> tuple[str, str]:
+    """``(user_id, org_id)``: an ``org:worker`` service user of the org ``acme``."""
+    user_id = clerk.create_user(email_addresses=["svc@acme.test"])["id"]
+    org_id = clerk.create_organization("Acme", slug="acme")["id"]
+    clerk.add_membership(org_id, user_id, "org:worker")
+    return user_id, org_id
+
+
+async def make_ticket(bapi: httpx.AsyncClient, user_id: str, **body: Any) -> str:
+    """``POST /v1/sign_in_tokens``; insist on 200 and return the ticket."""
+    response = await bapi.post("/v1/sign_in_tokens", json={"user_id": user_id, **body})
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
+
+
+async def native_sign_in(fapi: httpx.AsyncClient, ticket: str, **headers: str) -> httpx.Response:
+    """The FAPI native sign-in, form-encoded, with ``strategy=ticket``."""
+    form = {"strategy": "ticket", "ticket": ticket}
+    return await fapi.post(NATIVE_SIGN_IN, data=form, headers=headers)
+
+
+async def signed_in(
+    bapi: httpx.AsyncClient, fapi: httpx.AsyncClient, user_id: str
+) -> tuple[str, str]:
+    """A new session of ``user_id`` signed in by ticket: ``(session_id, client_jwt)``."""
+    response = await native_sign_in(fapi, await make_ticket(bapi, user_id))
+    assert response.status_code == 200, response.text
+    return response.json()["response"]["created_session_id"], response.headers["Authorization"]

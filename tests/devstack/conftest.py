@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from realtime import AsyncRealtimeClient
 
 from devstack.clerk import Clerk
+from devstack.clerk.settings import InstanceSettings
 from devstack.gateway import ApiKeys, Gateway
 from devstack.jwt import Keyring
 from devstack.realtime import Realtime, RealtimeSettings
@@ -250,14 +251,29 @@ def token_format() -> int:
 
 
 @pytest.fixture
-async def clerk(clock: FakeClock, token_format: int) -> AsyncIterator[Clerk]:
-    async with served(clock, token_format) as instance:
+def settings() -> InstanceSettings:
+    """The instance's Dashboard settings; a module or a test may override them."""
+    return InstanceSettings()
+
+
+@pytest.fixture
+async def clerk(
+    clock: FakeClock, token_format: int, settings: InstanceSettings
+) -> AsyncIterator[Clerk]:
+    async with served(clock, token_format, settings) as instance:
         yield instance
 
 
 @pytest.fixture
 async def bapi(clerk: Clerk) -> AsyncIterator[httpx.AsyncClient]:
     async with bapi_client(clerk) as client:
+        yield client
+
+
+@pytest.fixture
+async def fapi(clerk: Clerk) -> AsyncIterator[httpx.AsyncClient]:
+    """A Frontend API client: at the issuer URL, without the secret key."""
+    async with httpx.AsyncClient(base_url=clerk.issuer, timeout=5) as client:
         yield client
 
 

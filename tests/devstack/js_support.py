@@ -1,5 +1,6 @@
 """Run ``tests/js/scenario.mjs`` (the official realtime-js client) or another scenario
-script there (``storage_scenario.mjs``: storage-js) from pytest.
+script there (``storage_scenario.mjs``: storage-js; ``clerk_backend.mjs``: @clerk/backend)
+from pytest.
 
 ``ensure_installed`` runs ``npm ci`` when ``tests/js/node_modules`` is missing or holds
 another version of a pinned package, and fails with the fix when it cannot: a missing
@@ -30,6 +31,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 SCRIPT = JS_DIR / "scenario.mjs"
 STORAGE_SCRIPT = JS_DIR / "storage_scenario.mjs"
+CLERK_SCRIPT = JS_DIR / "clerk_backend.mjs"
 MODULES = JS_DIR / "node_modules"
 NPM_CI_TIMEOUT_S = 300
 MAX_LINE_BYTES = 1 << 20

@@ -71,7 +71,9 @@ async def test_stack_drops_its_database_on_exit(pg_server: Server) -> None:
         await conn.close()
 
 
-def _start_devstack(env_file: Path, database_url: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_devstack(
+    env_file: Path, database_url: str, log: Path, *extra: str
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
             [
@@ -85,6 +87,7 @@ def _start_devstack(env_file: Path, database_url: str, log: Path) -> subprocess.
                 "0",
                 "--database-url",
                 database_url,
+                *extra,
             ],
             cwd=ROOT,
             stdout=out,
