@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 import httpx
@@ -23,8 +24,10 @@ from storage3.exceptions import StorageApiError
 from devstack.stack import Stack
 from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
 from worker.app import Worker, running
+from worker.errors import StorageError
 from worker.registry import load_handlers
 from worker.settings import Settings
+from worker.storage import OrgFiles, make_storage_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
@@ -164,3 +167,42 @@ async def test_check_storage_fails_for_a_member_and_says_which_role_can_write(
     assert "403 new row violates row-level security policy" in line
     assert "this token's org role is 'member'" in line
     assert "give the service user the role org:worker in ORG_ID" in line
+
+
+@dataclass
+class _Token:
+    jwt: str
+
+
+@dataclass
+class _Fixed:
+    current: _Token
+
+
+async def test_org_files_with_a_worker_token_on_the_stack(stack: Stack) -> None:
+    org = provision(stack, "Files Inc")
+    tokens = _Fixed(_Token(stack.clerk.mint(org.session_id)))
+    anon = stack.env["SUPABASE_ANON_KEY"]
+    async with (
+        make_storage_client(stack.env["SUPABASE_URL"], anon, tokens) as client,
+        httpx.AsyncClient() as http,
+    ):
+        files = OrgFiles(client, org.org_id)
+        key = await files.upload("out/a.txt", "hello", content_type="text/plain")
+        with pytest.raises(StorageError) as again:
+            await files.upload("out/a.txt", "twice")
+        present = await files.exists("out/a.txt")
+        names = await files.list("out")
+        body = await files.download("out/a.txt")
+        signed = await http.get(await files.signed_url("out/a.txt", 60))
+        with pytest.raises(StorageError) as billing:
+            await files.upload("billing/b.txt", "x")
+        removed = await files.remove("out/a.txt")
+        gone = not await files.exists("out/a.txt")
+    assert key == f"{org.org_id}/out/a.txt"
+    assert again.value.status == 409
+    assert (present, names, body) == (True, ["a.txt"], b"hello")
+    assert (signed.status_code, signed.content) == (200, b"hello")
+    assert billing.value.status == 403
+    assert removed == [key]
+    assert gone
