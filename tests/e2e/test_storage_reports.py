@@ -193,6 +193,7 @@ async def test_org_files_with_a_worker_token_on_the_stack(stack: Stack) -> None:
             await files.upload("out/a.txt", "twice")
         present = await files.exists("out/a.txt")
         names = await files.list("out")
+        top = await files.list()
         body = await files.download("out/a.txt")
         signed = await http.get(await files.signed_url("out/a.txt", 60))
         with pytest.raises(StorageError) as billing:
@@ -201,7 +202,7 @@ async def test_org_files_with_a_worker_token_on_the_stack(stack: Stack) -> None:
         gone = not await files.exists("out/a.txt")
     assert key == f"{org.org_id}/out/a.txt"
     assert again.value.status == 409
-    assert (present, names, body) == (True, ["a.txt"], b"hello")
+    assert (present, names, top, body) == (True, ["a.txt"], ["out"], b"hello")
     assert (signed.status_code, signed.content) == (200, b"hello")
     assert billing.value.status == 403
     assert removed == [key]
