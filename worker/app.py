@@ -160,6 +160,7 @@ class Worker:
                 status=self.status,
             )
             await resources.enter_async_context(parts.data)  # closed after every child ended
+            await resources.enter_async_context(parts.storage)  # likewise: its httpx client
             resources.callback(parts.dispatcher.close)  # its queue, even if it never ran
             tg = await resources.enter_async_context(anyio.create_task_group())
             first, *rest = parts.children

@@ -22,6 +22,7 @@ from worker.observe.logs import configure_logging
 from worker.preflight import run_checks, show_token
 from worker.settings import Settings
 
+Command = Callable[[Settings, argparse.Namespace], Awaitable[int]]
 SESSION_ENDED_HINT = (
     "The worker cannot mint tokens from an ended session: sign the service user in again "
     "(a new Clerk session in ORG_ID), set CLERK_SESSION_ID to its sess_... id and restart. "
@@ -43,7 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the worker until SIGTERM or SIGINT")
-    sub.add_parser("check", help="preflight: token, channels and data API, as a pass/fail table")
+    check = sub.add_parser(
+        "check", help="preflight: token, channels and data API, as a pass/fail table"
+    )
+    check.add_argument(
+        "--storage",
+        action="store_true",
+        help="also write and delete a probe file under <ORG_ID>/ of the org-files bucket",
+    )
     sub.add_parser("token", help="mint and verify one token; print its claims (no signature)")
     return parser
 
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{exc}\nSee the configuration reference in README.md.", 2)
     configure_logging(settings.log_level, settings.org_id)
     try:
-        return _run_command(_COMMANDS[args.command], settings)
+        return _run_command(_COMMANDS[args.command], settings, args)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except SessionEnded as exc:
@@ -85,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 1)
 
 
-def _run_command(command: Callable[[Settings], Awaitable[int]], settings: Settings) -> int:
+def _run_command(command: Command, settings: Settings, args: argparse.Namespace) -> int:
     """``anyio.run(command)``, with a lone failure raised as itself (task groups wrap it)."""
     try:
-        return anyio.run(command, settings, backend="asyncio")
+        return anyio.run(command, settings, args, backend="asyncio")
     except BaseExceptionGroup as group:
         error = sole_error(group)
         if error is None:
@@ -96,20 +104,20 @@ def _run_command(command: Callable[[Settings], Awaitable[int]], settings: Settin
         raise error from None
 
 
-async def _check(settings: Settings) -> int:
-    return await run_checks(settings, sys.stdout)
+async def _check(settings: Settings, args: argparse.Namespace) -> int:
+    return await run_checks(settings, sys.stdout, storage=args.storage)
 
 
-async def _token(settings: Settings) -> int:
+async def _token(settings: Settings, _args: argparse.Namespace) -> int:
     return await show_token(settings, sys.stdout)
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     await _run(Worker(settings))
     return 0
 
 
-_COMMANDS: dict[str, Callable[[Settings], Awaitable[int]]] = {
+_COMMANDS: dict[str, Command] = {
     "run": _serve,
     "check": _check,
     "token": _token,

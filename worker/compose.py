@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from postgrest import AsyncPostgrestClient
 from prometheus_client import CollectorRegistry
+from storage3 import AsyncStorageClient
 
 from worker.clock import Clock
 from worker.context import ContextFactory, make_data_client
@@ -26,6 +27,7 @@ from worker.observe import HealthChecks, HttpServer, Metrics
 from worker.realtime import Intake, RealtimeAdapter, Supervisor, SupervisorTiming
 from worker.registry import HandlerRegistry
 from worker.settings import Settings
+from worker.storage import make_storage_client
 from worker.tokens import TokenManager, TokenSource, TokenVerifier, source_from_settings
 
 __all__ = ["Components", "Options", "compose"]
@@ -53,6 +55,7 @@ class Components:
     supervisor: Supervisor
     server: HttpServer
     checks: HealthChecks
+    storage: AsyncStorageClient
 
     @property
     def children(self) -> tuple[Callable[..., Coroutine[Any, Any, Any]], ...]:
@@ -88,16 +91,18 @@ def compose(
     """Build and wire every part of the worker for ``s`` (no I/O); the health checks are
     added to ``checks``."""
     tokens = _token_manager(s, opts, metrics, http)
-    data = make_data_client(s.supabase_url, s.supabase_anon_key.get_secret_value(), tokens)
+    anon_key = s.supabase_anon_key.get_secret_value()
+    data = make_data_client(s.supabase_url, anon_key, tokens)
+    storage = make_storage_client(s.supabase_url, anon_key, tokens)
     adapter = RealtimeAdapter(
         url=f"{s.supabase_url}/realtime/v1",
-        apikey=s.supabase_anon_key.get_secret_value(),
+        apikey=anon_key,
         join_timeout_s=s.realtime_join_timeout_s,
         heartbeat_s=s.realtime_heartbeat_s,
         clock=opts.clock,
     )
     ledger = Ledger(settle_s=s.settle_s)
-    contexts = ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter)
+    contexts = ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter, storage=storage)
     dispatcher = _dispatcher(s, opts, metrics, contexts, ledger)
     delivery = Delivery(
         s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
@@ -113,7 +118,7 @@ def compose(
     )
     _add_checks(checks, tokens, supervisor)
     server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
-    return Components(tokens, data, dispatcher, delivery, supervisor, server, checks)
+    return Components(tokens, data, dispatcher, delivery, supervisor, server, checks, storage)
 
 
 def _dispatcher(

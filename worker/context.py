@@ -2,7 +2,8 @@
 
 The data API client is one ``postgrest.AsyncPostgrestClient`` for the whole process. Its
 httpx client reads the *current* Clerk token in a request hook on every request, so a
-rotated token is used at once and no request ever carries a token that was replaced.
+rotated token is used at once and no request ever carries a token that was replaced. The
+Storage client (``worker.storage``) is shared the same way.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any, Protocol
 
 import httpx
 from postgrest import AsyncPostgrestClient
+from storage3 import AsyncStorageClient
 
-from worker.errors import DataApiError
+from worker.errors import DataApiError, StorageError
 from worker.events import Event, channel_topic
 from worker.ports import TokenProvider
+from worker.storage import OrgFiles
 
 __all__ = ["Broadcaster", "Context", "ContextFactory", "EventLogger", "make_data_client"]
 
@@ -46,7 +49,9 @@ class Context:
     """What a handler may use besides the event itself.
 
     ``data`` is the shared PostgREST client, already authorized with the current token;
-    ``attempt`` is 1 on the first call and grows on retries.
+    ``storage`` the shared Storage client (storage3) likewise, and ``files`` this org's
+    folder of the ``org-files`` bucket; ``attempt`` is 1 on the first call and grows on
+    retries.
     """
 
     org_id: str
@@ -55,6 +60,21 @@ class Context:
     data: AsyncPostgrestClient
     _broadcaster: Broadcaster = field(repr=False)
     attempt: int = 1
+    _storage: AsyncStorageClient | None = field(default=None, repr=False)
+
+    @property
+    def storage(self) -> AsyncStorageClient:
+        """The official Storage client (``storage.from_(bucket)``), sending the current
+        token; ``StorageError`` if this context was built without one (unit tests)."""
+        if self._storage is None:
+            raise StorageError("this Context has no Storage client (built without one)")
+        return self._storage
+
+    @property
+    def files(self) -> OrgFiles:
+        """This org's folder ``<org_id>/`` of the ``org-files`` bucket: paths are relative
+        to it, so a handler cannot name another org's folder (RLS refuses them anyway)."""
+        return OrgFiles(self.storage, self.org_id)
 
     async def broadcast(self, topic: str, event: str, payload: Mapping[str, Any]) -> None:
         """Broadcast ``event`` with ``payload`` on this org's ``topic`` (a short name)."""
@@ -72,11 +92,13 @@ class ContextFactory:
         org_id: str,
         data: AsyncPostgrestClient,
         broadcaster: Broadcaster,
+        storage: AsyncStorageClient | None = None,
         logger: logging.Logger = _log,
     ) -> None:
         self._org_id = org_id
         self._data = data
         self._broadcaster = broadcaster
+        self._storage = storage
         self._logger = logger
 
     def __call__(self, event: Event, attempt: int) -> Context:
@@ -94,6 +116,7 @@ class ContextFactory:
             data=self._data,
             attempt=attempt,
             _broadcaster=self._broadcaster,
+            _storage=self._storage,
         )
 
 

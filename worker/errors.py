@@ -11,6 +11,7 @@
     ├── RealtimeError               the Realtime connection or a channel
     │   └── JoinRefused             the server refused a join (reason = the server's text)
     ├── DataApiError                a data API (PostgREST) call failed
+    ├── StorageError                a Storage call failed (``status``: the platform's, if any)
     └── HandlerError                base of what handlers raise to steer retries
         ├── Retry                   retry this event, optionally after `after_s`
         └── NonRetryable            do not retry; dead-letter now
@@ -78,6 +79,15 @@ class JoinRefused(RealtimeError):
 
 class DataApiError(WorkerError):
     """A call to the Supabase data API failed."""
+
+
+class StorageError(WorkerError):
+    """A call to Supabase Storage failed; ``status`` is the platform's status code (403 when
+    RLS refused, 404 for an absent or hidden object), None when Storage was not reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class HandlerError(WorkerError):

@@ -7,6 +7,7 @@ contains a token or a secret: claims are shown decoded, the signature is cut off
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
@@ -15,9 +16,10 @@ import httpx
 
 from worker.clock import SystemClock
 from worker.context import make_data_client
-from worker.errors import JoinRefused, WorkerError
+from worker.errors import JoinRefused, StorageError, WorkerError
 from worker.realtime.adapter import RealtimeAdapter
 from worker.settings import Settings
+from worker.storage import OrgFiles, make_storage_client
 from worker.tokens import Token, TokenVerifier, source_from_settings
 
 T = TypeVar("T")
@@ -70,8 +72,9 @@ async def show_token(settings: Settings, out: TextIO) -> int:
     return 0
 
 
-async def run_checks(settings: Settings, out: TextIO) -> int:
-    """``realtime-worker check``: 0 when every step passes, else 1."""
+async def run_checks(settings: Settings, out: TextIO, *, storage: bool = False) -> int:
+    """``realtime-worker check``: 0 when every step passes, else 1. With ``storage``, also
+    write and delete a probe object under ``<org_id>/`` of the ``org-files`` bucket."""
     report = Report(out)
     async with httpx.AsyncClient(timeout=15.0) as http:
         token = await _step(
@@ -83,6 +86,8 @@ async def run_checks(settings: Settings, out: TextIO) -> int:
     if token is not None:
         await _check_realtime(settings, token, report)
         await _check_data_api(settings, token, report)
+        if storage:
+            await _check_storage(settings, token, report)
     out.write(f"{'all checks passed' if not report.failures else f'{report.failures} failed'}\n")
     return 0 if report.failures == 0 else 1
 
@@ -148,12 +153,16 @@ async def _join_once(
     report.line(True, f"join {channel}", "joined as a private channel")
 
 
-async def _check_data_api(settings: Settings, token: Token, report: Report) -> None:
-    class _Fixed:
-        current = token
+@dataclass(frozen=True)
+class _Fixed:
+    """A token provider that always has the one token the check minted."""
 
+    current: Token
+
+
+async def _check_data_api(settings: Settings, token: Token, report: Report) -> None:
     client = make_data_client(
-        settings.supabase_url, settings.supabase_anon_key.get_secret_value(), _Fixed()
+        settings.supabase_url, settings.supabase_anon_key.get_secret_value(), _Fixed(token)
     )
     step = "data api read"
     try:
@@ -198,3 +207,37 @@ def _data_api_reason(exc: Exception, url: str, token: Token) -> str:
         f"{message} (check that supabase/migrations are applied and that the service user "
         "has the org role 'worker' or 'admin' in ORG_ID)"
     )
+
+
+async def _check_storage(settings: Settings, token: Token, report: Report) -> None:
+    """Write then delete a probe object under ``<org_id>/``: one line for both."""
+    anon = settings.supabase_anon_key.get_secret_value()
+    async with make_storage_client(settings.supabase_url, anon, _Fixed(token)) as client:
+        files = OrgFiles(client, settings.org_id)
+        probe = f"realtime-worker-check/{secrets.token_hex(8)}.txt"
+        step = "storage write+delete"
+        try:
+            await files.upload(probe, b"realtime-worker check", content_type="text/plain")
+            removed = await files.remove(probe)
+        except StorageError as exc:
+            report.line(False, step, _storage_reason(exc, settings.supabase_url, token))
+            return
+    if removed != [files.key(probe)]:
+        report.line(False, step, f"wrote {files.bucket}/{files.key(probe)} but RLS kept it")
+        return
+    report.line(True, step, f"wrote and deleted {files.bucket}/{files.key(probe)}")
+
+
+def _storage_reason(exc: StorageError, url: str, token: Token) -> str:
+    if exc.status is None:
+        return f"{exc}: check SUPABASE_URL ({url}) and that the project's Storage is running"
+    role = org_role(token.claims)
+    if exc.status == 403 and role not in PUBLISHING_ROLES:
+        return (
+            f"{exc}: only the org roles {' and '.join(map(repr, PUBLISHING_ROLES))} may write "
+            f"files and this token's org role is {role!r}; in Clerk, give the service user "
+            "the role org:worker in ORG_ID"
+        )
+    if exc.status in (403, 404):
+        return f"{exc} (apply supabase/migrations: the org-files bucket and its policies)"
+    return str(exc)
