@@ -56,6 +56,32 @@ async def test_missing_variable_exits_2_naming_it_and_the_fix(command: str) -> N
     assert "sk_test_abc" not in out + err
 
 
+_SERVICE_ROLE = (  # a legacy service_role JWT's shape: header.payload.signature
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    "eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0."
+    "EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
+)
+
+
+@pytest.mark.parametrize("key", ["sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz", _SERVICE_ROLE])
+async def test_a_key_that_bypasses_rls_is_refused_at_start_with_exit_2(key: str) -> None:
+    env = {
+        "SUPABASE_URL": "http://127.0.0.1:54321",
+        "SUPABASE_PUBLISHABLE_KEY": key,
+        "ORG_ID": "org_abc",
+        "CLERK_SECRET_KEY": "sk_test_abc",
+        "CLERK_SESSION_ID": "sess_abc",
+        "CLERK_ISSUER": "http://127.0.0.1:1",
+    }
+    code, out, err = await cli("run", env)
+    assert code == 2, err
+    assert "SUPABASE_PUBLISHABLE_KEY is " in err
+    assert "bypasses row level security" in err
+    assert "set SUPABASE_PUBLISHABLE_KEY to the project's publishable key" in err
+    for piece in key.split("."):
+        assert piece[-12:] not in out + err
+
+
 async def test_wrong_clerk_secret_key_names_the_variable_and_never_prints_a_key(
     stack: Stack,
 ) -> None:
