@@ -11,8 +11,9 @@ wait cut short by a request) with capped, jittered backoff and counted; it never
 worker.
 
 It is also the live path's gate (``is_duplicate``/``dispatched``/``dropped``, called by
-``Intake``). ``finisher(ledger)`` is the dispatcher's ``on_done``: handled, dead-lettered
-and ignored ids are finished; cancelled and abandoned ones (shutdown) are not, so the next
+``Intake``); ids dispatched live move no mark until a pass reads them from the outbox.
+``finisher(ledger)`` is the dispatcher's ``on_done``: handled, dead-lettered and ignored
+ids are finished; cancelled and abandoned ones (shutdown) are not, so the next
 worker reads them again.
 
 Order: a pass puts a topic's events in outbox id order into one FIFO queue, and consumers
@@ -131,9 +132,11 @@ class CatchUp:
         return event.event_id is not None and self.ledger.is_duplicate(event.event_id)
 
     def dispatched(self, event: Event) -> None:
-        """The live path handed ``event`` to the dispatcher."""
+        """The live path handed ``event`` to the dispatcher. Its id and ``created_at`` came
+        from a frame anyone allowed to broadcast on the channel could forge: it dedupes,
+        but moves no mark until a pass reads the same id from the outbox."""
         if event.event_id is not None:
-            self.ledger.dispatched(event.event_id, parse_db_time(event.created_at))
+            self.ledger.dispatched_live(event.event_id)
 
     def dropped(self, event: Event) -> None:
         """The live path could not queue ``event``: a pass will bring it back."""
@@ -198,7 +201,7 @@ class CatchUp:
             raise DataApiError("org_events_after returned a row without an integer id")
         created = parse_db_time(row.get("created_at"))
         if self.ledger.is_duplicate(event_id):
-            self.ledger.progress.note(event_id, created)
+            self.ledger.confirmed(event_id, created)  # a live copy of it now counts
             return event_id
         self.ledger.dispatched(event_id, created)  # before put: it may finish before we resume
         event = self._event(row)
