@@ -3,10 +3,12 @@ and what to do, names the variable to fix, and never prints a secret."""
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import asyncpg
@@ -168,3 +170,28 @@ async def test_unreachable_supabase_url_says_it_cannot_reach_it(
     assert "check the URL" in connect
     data = next(line for line in out.splitlines() if "data api" in line)
     assert f"cannot reach the data API at {url}/rest/v1" in data
+
+
+@pytest.mark.parametrize(
+    "header",
+    ['{"alg":"RS256","kid":"k","crit":["exp"]}', '{"alg":"RS256","kid":"k","crit":["x"],"x":1}'],
+)
+async def test_a_hostile_token_is_refused_with_a_reason_not_a_traceback(
+    tmp_path: Path, header: str
+) -> None:
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    token_file = tmp_path / "token"
+    claims = b64('{"exp": 1e400}')
+    token_file.write_text(f"{b64(header)}.{claims}.c2ln")
+    env = {
+        "SUPABASE_URL": "http://127.0.0.1:54321",
+        "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_x",
+        "ORG_ID": "org_abc",
+        "WORKER_TOKEN_FILE": str(token_file),
+        "CLERK_JWKS_URL": "http://127.0.0.1:1/jwks.json",
+    }
+    code, out, err = await cli("token", env)  # cli() asserts there is no traceback
+    assert code == 1, out + err
+    assert "'crit' extensions: refused" in err
