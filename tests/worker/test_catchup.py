@@ -17,7 +17,7 @@ from tests.worker.fakes import FakeClock
 from tests.worker.rt_fakes import FakeLink, FakeTokens, MetricsProbe, eventually
 from worker.context import Context, EventLogger, make_data_client
 from worker.delivery import Checkpointer, OutboxStore
-from worker.delivery.catchup import CatchUp, finisher
+from worker.delivery.catchup import CatchUp, fingerprint_of, finisher
 from worker.delivery.ledger import Checkpoint, Ledger, Position
 from worker.delivery.service import confirm_live
 from worker.dispatch import Dispatcher, Outcome
@@ -562,7 +562,8 @@ async def test_ids_handled_live_are_confirmed_from_the_outbox_before_the_last_sa
     rig = Rig()
     rig.ledger.progress.anchor(NO_CHECKPOINT)
     for event_id in (1, 2, 10**12):  # 10**12 is not in the outbox: never confirmed
-        rig.ledger.dispatched_live(event_id)
+        r = row(event_id)
+        rig.ledger.dispatched_live(event_id, fingerprint_of("events", r["event"], r["created_at"]))
         rig.ledger.finished(event_id)
     rig.outbox.commit(row(1), row(2), row(3))
     await confirm_live(rig.outbox, rig.ledger, page_size=2)
@@ -570,3 +571,18 @@ async def test_ids_handled_live_are_confirmed_from_the_outbox_before_the_last_sa
     assert rig.ledger.progress.checkpoint() == Checkpoint(0, (1, 2))
     rig.outbox.fail_next = 1
     await confirm_live(rig.outbox, rig.ledger, page_size=2)  # logged, not raised
+
+
+async def test_a_forged_copy_of_a_future_id_does_not_stand_in_for_the_real_row() -> None:
+    # An org admin guessed the next outbox id and broadcast it first, with other content.
+    live = LiveRig(room=10)
+    live.rig.ledger.progress.anchor(NO_CHECKPOINT)
+    fake = forged(1, T0 - 86_400)
+    live.intake(f"realtime:org:{ORG}:events", fake)
+    live.rig.done(live_event(live, fake), Outcome.SUCCESS)
+    live.rig.outbox.commit(row(1))  # the real row: another created_at
+    await live.rig.catchup.catch_up()
+    assert live.rig.queue.ids() == [1]  # the real row is handled too
+    live.rig.handle_all()
+    await live.rig.catchup.catch_up()
+    assert live.rig.ledger.progress.checkpoint() == Checkpoint(1, ())

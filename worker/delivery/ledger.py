@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,15 +106,18 @@ class Ledger:
         self.seen.add(event_id)
         self.progress.start(event_id, created_at)
 
-    def dispatched_live(self, event_id: int) -> None:
+    def dispatched_live(self, event_id: int, fingerprint: Hashable = None) -> None:
         """``event_id`` from a live frame was handed to the dispatcher: it dedupes, but
-        counts for the checkpoint only once ``confirmed``."""
+        counts for the checkpoint only once ``confirmed`` with the same fingerprint."""
         self.seen.add(event_id)
-        self.progress.start_live(event_id)
+        self.progress.start_live(event_id, fingerprint)
 
-    def confirmed(self, event_id: int, created_at: float | None) -> None:
-        """A catch-up pass read ``event_id`` (already known) from the outbox."""
-        self.progress.confirm(event_id, created_at)
+    def confirmed(
+        self, event_id: int, created_at: float | None, fingerprint: Hashable = None
+    ) -> bool:
+        """A catch-up pass read ``event_id`` (already known) from the outbox; False when
+        its finished live copy was another event (``Progress.confirm``)."""
+        return self.progress.confirm(event_id, created_at, fingerprint)
 
     def finished(self, event_id: int) -> None:
         """``event_id`` was handled or dead-lettered."""

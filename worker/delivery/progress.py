@@ -20,12 +20,15 @@ to broadcast on the org's channel (an org admin) can send an outbox-shaped paylo
 any id and any ``created_at``. Ids dispatched live are therefore kept *unconfirmed*: they
 hold L while in flight (a crash then re-reads them), but never move B, never count as
 settled and are never saved in ``handled_above`` until a catch-up pass reads the same id
-from the outbox (``confirm``), with the outbox's own ``created_at``.
+from the outbox (``confirm``), with the outbox's own ``created_at``. A live copy whose
+fingerprint (topic, event, ``created_at``) differs from the row's was not that row: once
+it finished, the row is unknown again and catch-up dispatches it.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Hashable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -74,7 +77,8 @@ class Progress:
         self._horizon: float | None = None
         self._pending: dict[int, float | None] = {}
         self._finished: dict[int, float | None] = {}  # ids above L only
-        self._live: dict[int, bool] = {}  # unconfirmed live ids -> finished
+        # Unconfirmed live ids -> (finished, the frame's fingerprint).
+        self._live: dict[int, tuple[bool, Hashable]] = {}
         self._dirty = False
 
     # -- recording ------------------------------------------------------------------------
@@ -97,31 +101,42 @@ class Progress:
             return
         self._pending[event_id] = created_at
 
-    def start_live(self, event_id: int) -> None:
+    def start_live(self, event_id: int, fingerprint: Hashable = None) -> None:
         """``event_id`` from a live frame (unconfirmed) was handed to the dispatcher."""
         if self.knows(event_id) or (self._anchored and event_id <= self._low):
             return
-        self._live[event_id] = False
+        self._live[event_id] = (False, fingerprint)
 
     def finish(self, event_id: int) -> None:
         """``event_id`` was handled or dead-lettered (not cancelled, not abandoned)."""
         if event_id in self._pending:
             self._finished[event_id] = self._pending.pop(event_id)
             self._dirty = True
-        elif self._live.get(event_id) is False:
-            self._live[event_id] = True
+        elif event_id in self._live and not self._live[event_id][0]:
+            self._live[event_id] = (True, self._live[event_id][1])
             self._dirty = True  # it may have been holding L
             self._forget_unconfirmed()
 
-    def confirm(self, event_id: int, created_at: float | None) -> None:
+    def confirm(
+        self, event_id: int, created_at: float | None, fingerprint: Hashable = None
+    ) -> bool:
         """A catch-up pass read ``event_id`` from the outbox: a live copy of it now counts,
-        with the outbox's ``created_at`` (never the frame's)."""
-        done = self._live.pop(event_id, None)
-        if done is None:
+        with the outbox's ``created_at`` (never the frame's). False when the finished live
+        copy had another fingerprint: it was not this row, which is now unknown (dispatch
+        it). A copy still in flight is judged at a later pass."""
+        entry = self._live.get(event_id)
+        if entry is None:
             self.note(event_id, created_at)
-            return
+            return True
+        done, seen = entry
+        if seen != fingerprint:
+            if done:
+                del self._live[event_id]
+            return not done
+        del self._live[event_id]
         (self._finished if done else self._pending)[event_id] = created_at
         self._dirty = True
+        return True
 
     def note(self, event_id: int, created_at: float | None) -> None:
         """Fill in ``created_at`` of a known id that lacked it (restored after a restart)."""
@@ -200,7 +215,7 @@ class Progress:
         ceiling = self._covered
         if self._pending:
             ceiling = min(ceiling, min(self._pending) - 1)
-        in_flight = (event_id for event_id, done in self._live.items() if not done)
+        in_flight = (event_id for event_id, (done, _) in self._live.items() if not done)
         ceiling = min(ceiling, min(in_flight, default=ceiling + 1) - 1)
         if ceiling > self._low:
             self._low = ceiling
@@ -220,6 +235,6 @@ class Progress:
         if excess <= 0:
             return
         # Insertion order: the oldest come first, and they are mostly finished.
-        oldest = islice((i for i, done in self._live.items() if done), excess)
+        oldest = islice((i for i, (done, _) in self._live.items() if done), excess)
         for event_id in list(oldest):
             del self._live[event_id]

@@ -11,7 +11,7 @@ import anyio
 from anyio.abc import TaskStatus
 from postgrest import AsyncPostgrestClient
 
-from worker.delivery.catchup import CatchUp, CatchUpMetrics
+from worker.delivery.catchup import CatchUp, CatchUpMetrics, fingerprint_of
 from worker.delivery.checkpointer import Checkpointer, CheckpointMetrics
 from worker.delivery.ledger import Ledger, Outbox, parse_db_time
 from worker.delivery.outbox import OutboxStore
@@ -121,7 +121,9 @@ async def confirm_live(outbox: Outbox, ledger: Ledger, page_size: int) -> None:
                 if not isinstance(event_id, int):
                     return  # not an outbox row: the next worker reads the rest
                 if ledger.is_duplicate(event_id):
-                    ledger.confirmed(event_id, parse_db_time(row.get("created_at")))
+                    created = row.get("created_at")
+                    fingerprint = fingerprint_of(row.get("topic"), row.get("event"), created)
+                    ledger.confirmed(event_id, parse_db_time(created), fingerprint)
                 after = event_id
             if len(rows) < page_size:
                 break
