@@ -7,6 +7,7 @@ Only this module installs signal handlers and configures logging. Exit codes: 0 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import sys
@@ -18,7 +19,11 @@ import anyio
 from worker import __version__
 from worker.app import Worker
 from worker.errors import ConfigError, SessionEnded, WorkerError, sole_error
-from worker.observe.logs import configure_logging
+from worker.observe.logs import (
+    configure_logging,
+    install_uncaught_logging,
+    log_asyncio_exception,
+)
 from worker.preflight import run_checks, show_token
 from worker.settings import Settings
 
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(f"{exc}\nSee the configuration reference in README.md.", 2)
     configure_logging(settings.log_level, settings.org_id)
+    install_uncaught_logging()  # a crash is a redacted JSON line, not a raw traceback
     try:
         return _run_command(_COMMANDS[args.command], settings, args)
     except ConfigError as exc:
@@ -96,12 +102,19 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(command: Command, settings: Settings, args: argparse.Namespace) -> int:
     """``anyio.run(command)``, with a lone failure raised as itself (task groups wrap it)."""
     try:
-        return anyio.run(command, settings, args, backend="asyncio")
+        return anyio.run(_logging_loop_errors, command, settings, args, backend="asyncio")
     except BaseExceptionGroup as group:
         error = sole_error(group)
         if error is None:
             raise
         raise error from None
+
+
+async def _logging_loop_errors(
+    command: Command, settings: Settings, args: argparse.Namespace
+) -> int:
+    asyncio.get_running_loop().set_exception_handler(log_asyncio_exception)
+    return await command(settings, args)
 
 
 async def _check(settings: Settings, args: argparse.Namespace) -> int:

@@ -141,7 +141,9 @@ def _token_manager(
     s: Settings, opts: Options, metrics: Metrics, http: httpx.AsyncClient
 ) -> TokenManager:
     source = opts.token_source or source_from_settings(s, http)
-    verifier = TokenVerifier(s.clerk_jwks_url, s.clerk_issuer, s.org_id, http, opts.clock)
+    verifier = TokenVerifier(
+        s.clerk_jwks_url, s.clerk_issuer, s.org_id, http, opts.clock, role=s.token_role
+    )
     return TokenManager(
         source, verifier, opts.clock, refresh_margin_s=s.token_refresh_margin_s, metrics=metrics
     )

@@ -49,7 +49,12 @@ async def mint_and_verify(settings: Settings, http: httpx.AsyncClient) -> Token:
     """One token from the configured source, verified exactly as the worker would."""
     source = source_from_settings(settings, http)
     verifier = TokenVerifier(
-        settings.clerk_jwks_url, settings.clerk_issuer, settings.org_id, http, SystemClock()
+        settings.clerk_jwks_url,
+        settings.clerk_issuer,
+        settings.org_id,
+        http,
+        SystemClock(),
+        role=settings.token_role,
     )
     return await verifier.verify(await source.fetch())
 

@@ -51,14 +51,16 @@ def worker_env(stack: Stack, org: Org, **overrides: str) -> dict[str, str]:
         k: stack.env[k]
         for k in (
             "SUPABASE_URL",
-            "SUPABASE_ANON_KEY",
             "CLERK_API_URL",
             "CLERK_SECRET_KEY",
             "CLERK_ISSUER",
             "CLERK_JWKS_URL",
         )
     }
+    # The publishable key when the stack issues one, else its legacy anon key.
+    key = stack.env.get("SUPABASE_PUBLISHABLE_KEY") or stack.env["SUPABASE_ANON_KEY"]
     env |= {
+        "SUPABASE_PUBLISHABLE_KEY": key,
         "ORG_ID": org.org_id,
         "CLERK_SESSION_ID": org.session_id,
         "CLERK_TOKEN_EXPIRES_IN_SECONDS": "5",

@@ -3,10 +3,12 @@ and what to do, names the variable to fix, and never prints a secret."""
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import asyncpg
@@ -54,6 +56,32 @@ async def test_missing_variable_exits_2_naming_it_and_the_fix(command: str) -> N
     assert "ORG_ID is required: set it to the Clerk organization id (org_...)" in err
     assert "configuration reference in README.md" in err
     assert "sk_test_abc" not in out + err
+
+
+_SERVICE_ROLE = (  # a legacy service_role JWT's shape: header.payload.signature
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    "eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0."
+    "EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU"
+)
+
+
+@pytest.mark.parametrize("key", ["sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz", _SERVICE_ROLE])
+async def test_a_key_that_bypasses_rls_is_refused_at_start_with_exit_2(key: str) -> None:
+    env = {
+        "SUPABASE_URL": "http://127.0.0.1:54321",
+        "SUPABASE_PUBLISHABLE_KEY": key,
+        "ORG_ID": "org_abc",
+        "CLERK_SECRET_KEY": "sk_test_abc",
+        "CLERK_SESSION_ID": "sess_abc",
+        "CLERK_ISSUER": "http://127.0.0.1:1",
+    }
+    code, out, err = await cli("run", env)
+    assert code == 2, err
+    assert "SUPABASE_PUBLISHABLE_KEY is " in err
+    assert "bypasses row level security" in err
+    assert "set SUPABASE_PUBLISHABLE_KEY to the project's publishable key" in err
+    for piece in key.split("."):
+        assert piece[-12:] not in out + err
 
 
 async def test_wrong_clerk_secret_key_names_the_variable_and_never_prints_a_key(
@@ -142,3 +170,28 @@ async def test_unreachable_supabase_url_says_it_cannot_reach_it(
     assert "check the URL" in connect
     data = next(line for line in out.splitlines() if "data api" in line)
     assert f"cannot reach the data API at {url}/rest/v1" in data
+
+
+@pytest.mark.parametrize(
+    "header",
+    ['{"alg":"RS256","kid":"k","crit":["exp"]}', '{"alg":"RS256","kid":"k","crit":["x"],"x":1}'],
+)
+async def test_a_hostile_token_is_refused_with_a_reason_not_a_traceback(
+    tmp_path: Path, header: str
+) -> None:
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    token_file = tmp_path / "token"
+    claims = b64('{"exp": 1e400}')
+    token_file.write_text(f"{b64(header)}.{claims}.c2ln")
+    env = {
+        "SUPABASE_URL": "http://127.0.0.1:54321",
+        "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_x",
+        "ORG_ID": "org_abc",
+        "WORKER_TOKEN_FILE": str(token_file),
+        "CLERK_JWKS_URL": "http://127.0.0.1:1/jwks.json",
+    }
+    code, out, err = await cli("token", env)  # cli() asserts there is no traceback
+    assert code == 1, out + err
+    assert "'crit' extensions: refused" in err

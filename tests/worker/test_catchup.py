@@ -17,8 +17,9 @@ from tests.worker.fakes import FakeClock
 from tests.worker.rt_fakes import FakeLink, FakeTokens, MetricsProbe, eventually
 from worker.context import Context, EventLogger, make_data_client
 from worker.delivery import Checkpointer, OutboxStore
-from worker.delivery.catchup import CatchUp, finisher
+from worker.delivery.catchup import CatchUp, fingerprint_of, finisher
 from worker.delivery.ledger import Checkpoint, Ledger, Position
+from worker.delivery.service import confirm_live
 from worker.dispatch import Dispatcher, Outcome
 from worker.errors import ConfigError, DataApiError
 from worker.events import Event, parse_broadcast
@@ -332,6 +333,44 @@ async def test_a_dropped_live_event_requests_a_pass() -> None:
 # -- the dispatcher's put -------------------------------------------------------------------
 
 
+def forged(event_id: int, created: float) -> dict[str, Any]:
+    return {"event": "thing.done", "payload": row(event_id, created)}
+
+
+def live_event(live: LiveRig, message: dict[str, Any]) -> Event:
+    return parse_broadcast(ORG, f"org:{ORG}:events", message, topics=["events"])
+
+
+async def test_a_forged_live_frame_is_handled_but_never_moves_the_checkpoint() -> None:
+    # What an org admin can broadcast: an outbox-shaped payload, id 10**12, created long ago.
+    live = LiveRig(room=10)
+    live.rig.ledger.progress.anchor(NO_CHECKPOINT)
+    live.intake(f"realtime:org:{ORG}:events", forged(10**12, T0 - 86_400))
+    assert live.offered == [10**12]
+    live.rig.done(live_event(live, forged(10**12, T0 - 86_400)), Outcome.SUCCESS)
+    live.rig.outbox.commit(row(1), row(2))
+    await live.rig.catchup.catch_up()
+    assert live.rig.queue.ids() == [1, 2]
+    live.rig.handle_all()
+    live.rig.outbox.db_now = T0 + 100
+    await live.rig.catchup.catch_up()
+    assert live.rig.ledger.progress.checkpoint() == Checkpoint(2, ())
+    live.intake(f"realtime:org:{ORG}:events", forged(10**12, T0 - 86_400))
+    assert live.offered == [10**12]  # a second copy is still deduplicated
+
+
+async def test_a_live_event_counts_for_the_checkpoint_once_a_pass_reads_it() -> None:
+    live = LiveRig(room=10)
+    live.rig.ledger.progress.anchor(NO_CHECKPOINT)
+    live.intake(f"realtime:org:{ORG}:events", frame(1))
+    live.rig.done(live_event(live, frame(1)), Outcome.SUCCESS)
+    assert live.rig.ledger.progress.checkpoint() == Checkpoint(0, ())
+    live.rig.outbox.commit(row(1))
+    await live.rig.catchup.catch_up()
+    assert live.rig.queue.ids() == []  # not put again
+    assert live.rig.ledger.progress.checkpoint() == Checkpoint(1, ())
+
+
 async def test_put_waits_for_room_where_offer_refuses() -> None:
     release = anyio.Event()
     registry = HandlerRegistry()
@@ -517,3 +556,33 @@ async def test_every_store_failure_is_a_data_api_error(answer: Any) -> None:
 
     with pytest.raises(DataApiError):
         await store(handler).page(0, 10)
+
+
+async def test_ids_handled_live_are_confirmed_from_the_outbox_before_the_last_save() -> None:
+    rig = Rig()
+    rig.ledger.progress.anchor(NO_CHECKPOINT)
+    for event_id in (1, 2, 10**12):  # 10**12 is not in the outbox: never confirmed
+        r = row(event_id)
+        rig.ledger.dispatched_live(event_id, fingerprint_of("events", r["event"], r["created_at"]))
+        rig.ledger.finished(event_id)
+    rig.outbox.commit(row(1), row(2), row(3))
+    await confirm_live(rig.outbox, rig.ledger, page_size=2)
+    assert rig.queue.ids() == []  # confirms only: 3 is read again by the next worker
+    assert rig.ledger.progress.checkpoint() == Checkpoint(0, (1, 2))
+    rig.outbox.fail_next = 1
+    await confirm_live(rig.outbox, rig.ledger, page_size=2)  # logged, not raised
+
+
+async def test_a_forged_copy_of_a_future_id_does_not_stand_in_for_the_real_row() -> None:
+    # An org admin guessed the next outbox id and broadcast it first, with other content.
+    live = LiveRig(room=10)
+    live.rig.ledger.progress.anchor(NO_CHECKPOINT)
+    fake = forged(1, T0 - 86_400)
+    live.intake(f"realtime:org:{ORG}:events", fake)
+    live.rig.done(live_event(live, fake), Outcome.SUCCESS)
+    live.rig.outbox.commit(row(1))  # the real row: another created_at
+    await live.rig.catchup.catch_up()
+    assert live.rig.queue.ids() == [1]  # the real row is handled too
+    live.rig.handle_all()
+    await live.rig.catchup.catch_up()
+    assert live.rig.ledger.progress.checkpoint() == Checkpoint(1, ())

@@ -212,3 +212,64 @@ def test_parse_db_time_reads_postgres_timestamps(text: str, seconds: float) -> N
 @pytest.mark.parametrize("value", [None, 7, "yesterday"])
 def test_parse_db_time_gives_none_for_anything_else(value: object) -> None:
     assert parse_db_time(value) is None
+
+
+# -- live ids: they dedupe, but only ids read from the outbox move a mark -------------------
+
+
+def test_a_forged_live_id_never_becomes_the_checkpoint() -> None:
+    # An org admin broadcast an outbox-shaped payload: id 10**12, created long ago.
+    ledger = Ledger(settle_s=SETTLE)
+    ledger.progress.anchor(Checkpoint(10))
+    ledger.dispatched_live(10**12)
+    ledger.finished(10**12)
+    ledger.progress.covered(db_now=500.0)
+    assert ledger.is_duplicate(10**12)  # a second copy is still skipped
+    assert ledger.progress.scan_from == 10
+    assert ledger.progress.checkpoint() == Checkpoint(10, ())
+
+
+def test_a_live_id_counts_once_a_pass_reads_it_from_the_outbox() -> None:
+    ledger = Ledger(settle_s=SETTLE)
+    ledger.progress.anchor(Checkpoint(10))
+    ledger.dispatched_live(12)
+    ledger.finished(12)
+    assert ledger.progress.checkpoint() == Checkpoint(10, ())  # not yet: unconfirmed
+    ledger.confirmed(12, 100.0)  # the outbox's created_at, not the frame's
+    assert ledger.progress.checkpoint() == Checkpoint(10, (12,))
+    ledger.progress.covered(db_now=500.0)
+    assert ledger.progress.checkpoint() == Checkpoint(12, ())
+
+
+def test_a_live_id_in_flight_holds_the_low_water_mark_until_it_finishes() -> None:
+    progress = anchored(0)
+    handled(progress, (1, 100.0), (3, 100.2))
+    progress.start_live(2)
+    progress.covered(db_now=200.0)
+    assert progress.low_water == 1  # a crash now re-reads 2
+    progress.confirm(2, 100.1)  # read by a pass while still in flight
+    assert progress.low_water == 1
+    progress.finish(2)
+    progress.covered(db_now=200.0)
+    assert progress.low_water == 3
+
+
+def test_unconfirmed_finished_live_ids_are_bounded() -> None:
+    progress = Progress(settle_s=SETTLE, max_unconfirmed=3)
+    progress.anchor(Checkpoint(0))
+    for event_id in range(10**12, 10**12 + 10):
+        progress.start_live(event_id)
+        progress.finish(event_id)
+    assert progress.unconfirmed == 3
+    assert progress.knows(10**12 + 9)
+    assert progress.checkpoint() == Checkpoint(0, ())
+
+
+def test_live_ids_at_or_below_the_checkpoint_are_forgotten_when_it_loads() -> None:
+    progress = Progress(settle_s=SETTLE)
+    progress.start_live(3)
+    progress.start_live(8)
+    progress.anchor(Checkpoint(5, (8,)))
+    assert not progress.knows(3)
+    assert progress.unconfirmed == 0
+    assert progress.checkpoint() == Checkpoint(5, (8,))

@@ -211,10 +211,20 @@ def test_org_mismatch_is_always_rejected(other: str, event_id: int, inner: dict[
 
 
 @given(
-    event_id=st.integers(min_value=1, max_value=2**63),
+    event_id=st.integers(min_value=1, max_value=2**63 - 1),  # a Postgres bigint
     inner=st.dictionaries(st.text(max_size=4), json_values, max_size=4),
 )
 def test_valid_outbox_always_parses(event_id: int, inner: dict[str, Any]) -> None:
     event = parse(outbox(id=event_id, payload=inner))
     assert event.event_id == event_id
     assert event.payload == inner  # same objects, so even NaN compares equal
+
+
+@pytest.mark.parametrize("event_id", [0, -1, -(2**63), 2**63, 10**400])
+def test_an_outbox_id_outside_the_positive_bigint_range_is_malformed(event_id: int) -> None:
+    assert rejected(outbox(id=event_id)) == "malformed"
+
+
+@given(event_id=st.integers(max_value=0) | st.integers(min_value=2**63))
+def test_no_id_a_sequence_cannot_give_ever_parses(event_id: int) -> None:
+    assert rejected(outbox(id=event_id)) == "malformed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,7 @@ def test_every_problem_is_reported_at_once_naming_the_variable() -> None:
     problems = problems_of(env)
     for name in (
         "SUPABASE_URL",
-        "SUPABASE_ANON_KEY",
+        "SUPABASE_PUBLISHABLE_KEY",
         "ORG_ID",
         "CLERK_SECRET_KEY",
         "CLERK_SESSION_ID",
@@ -153,3 +155,73 @@ def test_settings_are_frozen() -> None:
     s = Settings.from_env(BASE)
     with pytest.raises(AttributeError):
         s.org_id = "org_other"  # type: ignore[misc]
+
+
+# -- the project key ------------------------------------------------------------------------
+
+
+def jwt_key(claims: dict[str, object]) -> str:
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJlLXZhbHVl"
+
+
+LEGACY_ANON = jwt_key({"iss": "supabase", "role": "anon", "exp": 1983812996})
+SERVICE_ROLE = jwt_key({"iss": "supabase", "role": "service_role", "exp": 1983812996})
+PUBLISHABLE = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
+SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
+WITHOUT_KEY = {k: v for k, v in BASE.items() if k != "SUPABASE_ANON_KEY"}
+
+
+@pytest.mark.parametrize("key", [PUBLISHABLE, LEGACY_ANON, "anon-key-of-a-stand-in"])
+def test_the_publishable_key_is_the_documented_setting(key: str) -> None:
+    s = Settings.from_env(WITHOUT_KEY | {"SUPABASE_PUBLISHABLE_KEY": key})
+    assert s.supabase_anon_key == SecretStr(key)
+
+
+def test_the_legacy_anon_key_variable_is_still_read() -> None:
+    assert Settings.from_env(BASE).supabase_anon_key == SecretStr(ANON)
+    same = Settings.from_env(BASE | {"SUPABASE_PUBLISHABLE_KEY": ANON})
+    assert same.supabase_anon_key == SecretStr(ANON)
+
+
+def test_two_different_keys_are_a_problem_naming_both_variables() -> None:
+    (problem,) = problems_of(BASE | {"SUPABASE_PUBLISHABLE_KEY": PUBLISHABLE})
+    assert "SUPABASE_PUBLISHABLE_KEY and SUPABASE_ANON_KEY" in problem
+    assert PUBLISHABLE not in problem
+    assert ANON not in problem
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "kind"),
+    [
+        ("SUPABASE_PUBLISHABLE_KEY", SECRET_KEY, "secret key"),
+        ("SUPABASE_ANON_KEY", SECRET_KEY, "secret key"),
+        ("SUPABASE_PUBLISHABLE_KEY", SERVICE_ROLE, "service_role"),
+        ("SUPABASE_ANON_KEY", SERVICE_ROLE, "service_role"),
+    ],
+)
+def test_a_key_that_bypasses_rls_is_refused_with_the_reason_and_the_fix(
+    name: str, key: str, kind: str
+) -> None:
+    (problem,) = problems_of(WITHOUT_KEY | {name: key})
+    assert problem.startswith(name)
+    assert kind in problem
+    assert "row level security" in problem
+    assert "publishable key" in problem  # the fix
+    assert key not in problem
+    assert key.rsplit(".", maxsplit=1)[-1] not in problem
+
+
+def test_a_key_that_only_looks_like_a_jwt_is_not_decoded_into_a_crash() -> None:
+    for key in ("a.b.c", "eyJ.%%%.x", f"x.{base64.urlsafe_b64encode(b'[1]').decode()}.y"):
+        assert Settings.from_env(WITHOUT_KEY | {"SUPABASE_PUBLISHABLE_KEY": key})
+
+
+def test_the_token_role_defaults_to_authenticated_and_refuses_bypassing_roles() -> None:
+    assert Settings.from_env(BASE).token_role == "authenticated"
+    assert Settings.from_env(BASE | {"WORKER_TOKEN_ROLE": "worker"}).token_role == "worker"
+    for role in ("service_role", "anon", "bad role"):
+        (problem,) = problems_of(BASE | {"WORKER_TOKEN_ROLE": role})
+        assert problem.startswith("WORKER_TOKEN_ROLE")

@@ -11,8 +11,9 @@ wait cut short by a request) with capped, jittered backoff and counted; it never
 worker.
 
 It is also the live path's gate (``is_duplicate``/``dispatched``/``dropped``, called by
-``Intake``). ``finisher(ledger)`` is the dispatcher's ``on_done``: handled, dead-lettered
-and ignored ids are finished; cancelled and abandoned ones (shutdown) are not, so the next
+``Intake``); ids dispatched live move no mark until a pass reads them from the outbox.
+``finisher(ledger)`` is the dispatcher's ``on_done``: handled, dead-lettered and ignored
+ids are finished; cancelled and abandoned ones (shutdown) are not, so the next
 worker reads them again.
 
 Order: a pass puts a topic's events in outbox id order into one FIFO queue, and consumers
@@ -25,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping
 from typing import Any, Protocol
 
 import anyio
@@ -51,6 +52,11 @@ _log = logging.getLogger("worker.delivery")
 
 #: Outcomes after which an id counts as finished for the checkpoint.
 FINISHED = frozenset({Outcome.SUCCESS, Outcome.DEAD_LETTER, Outcome.IGNORED})
+
+
+def fingerprint_of(topic: object, event: object, created_at: object) -> Hashable:
+    """What a live copy must share with its outbox row to count as that row."""
+    return (topic, event, parse_db_time(created_at))
 
 
 def finisher(ledger: Ledger) -> Callable[[Event, Outcome], None]:
@@ -131,9 +137,12 @@ class CatchUp:
         return event.event_id is not None and self.ledger.is_duplicate(event.event_id)
 
     def dispatched(self, event: Event) -> None:
-        """The live path handed ``event`` to the dispatcher."""
+        """The live path handed ``event`` to the dispatcher. Its id and ``created_at`` came
+        from a frame anyone allowed to broadcast on the channel could forge: it dedupes,
+        but moves no mark until a pass reads the same id from the outbox."""
         if event.event_id is not None:
-            self.ledger.dispatched(event.event_id, parse_db_time(event.created_at))
+            fingerprint = fingerprint_of(event.topic, event.event, event.created_at)
+            self.ledger.dispatched_live(event.event_id, fingerprint)
 
     def dropped(self, event: Event) -> None:
         """The live path could not queue ``event``: a pass will bring it back."""
@@ -197,9 +206,13 @@ class CatchUp:
         if not isinstance(event_id, int) or isinstance(event_id, bool):
             raise DataApiError("org_events_after returned a row without an integer id")
         created = parse_db_time(row.get("created_at"))
+        fingerprint = fingerprint_of(row.get("topic"), row.get("event"), row.get("created_at"))
         if self.ledger.is_duplicate(event_id):
-            self.ledger.progress.note(event_id, created)
-            return event_id
+            if self.ledger.confirmed(event_id, created, fingerprint):  # a live copy counts
+                return event_id
+            _log.warning(
+                "outbox id %s came live with other content (forged?): handled now", event_id
+            )
         self.ledger.dispatched(event_id, created)  # before put: it may finish before we resume
         event = self._event(row)
         if event is None:

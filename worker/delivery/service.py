@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -10,15 +11,21 @@ import anyio
 from anyio.abc import TaskStatus
 from postgrest import AsyncPostgrestClient
 
-from worker.delivery.catchup import CatchUp, CatchUpMetrics
+from worker.delivery.catchup import CatchUp, CatchUpMetrics, fingerprint_of
 from worker.delivery.checkpointer import Checkpointer, CheckpointMetrics
-from worker.delivery.ledger import Ledger
+from worker.delivery.ledger import Ledger, Outbox, parse_db_time
 from worker.delivery.outbox import OutboxStore
+from worker.errors import DataApiError
 from worker.events import Event
 from worker.ports import Clock
 from worker.settings import Settings
 
-__all__ = ["Delivery", "DeliveryMetrics"]
+__all__ = ["Delivery", "DeliveryMetrics", "confirm_live"]
+
+_log = logging.getLogger("worker.delivery")
+
+#: How long the shutdown may spend reading back ids handled live (then: duplicates later).
+CONFIRM_TIMEOUT_S = 5.0
 
 
 class DeliveryMetrics(CatchUpMetrics, CheckpointMetrics, Protocol):
@@ -29,7 +36,8 @@ class Delivery:
     """Catch-up and the checkpointer, run side by side; the app's one delivery child.
 
     Shutdown, in the app's order: ``stop_catchup()`` before the dispatcher drains (no new
-    puts), then ``final_save()`` after it (what finished in the drain is saved).
+    puts), then ``final_save()`` after it (what finished in the drain is saved, including
+    the ids handled live that the outbox confirms).
     """
 
     def __init__(
@@ -44,7 +52,8 @@ class Delivery:
     ) -> None:
         s = settings
         self.ledger = ledger
-        outbox = OutboxStore(data, consumer=s.consumer, topics=s.topics)
+        self._page_size = s.catchup_page_size
+        self._outbox = outbox = OutboxStore(data, consumer=s.consumer, topics=s.topics)
         self.catchup = CatchUp(
             outbox=outbox,
             ledger=ledger,
@@ -82,6 +91,8 @@ class Delivery:
 
     async def final_save(self) -> bool:
         """Save the checkpoint once more (after the drain); False when it failed."""
+        with anyio.move_on_after(CONFIRM_TIMEOUT_S):
+            await confirm_live(self._outbox, self.ledger, self._page_size)
         return await self.checkpointer.save()
 
     def statistics(self) -> dict[str, Any]:
@@ -93,3 +104,28 @@ class Delivery:
             "saved_checkpoint": None if saved is None else saved.last_event_id,
             "head": self.ledger.head,
         }
+
+
+async def confirm_live(outbox: Outbox, ledger: Ledger, page_size: int) -> None:
+    """Read the outbox above ``scan_from`` only to confirm ids handled live (so the last save
+    keeps them in ``handled_above``); dispatches nothing and claims no coverage. A failure
+    is logged: it only means those ids are handled again after a restart."""
+    progress = ledger.progress
+    after = progress.scan_from
+    try:
+        head = (await outbox.position()).head
+        while progress.unconfirmed and after < head:
+            rows = await outbox.page(after, page_size)
+            for row in rows:
+                event_id = row.get("id")
+                if not isinstance(event_id, int):
+                    return  # not an outbox row: the next worker reads the rest
+                if ledger.is_duplicate(event_id):
+                    created = row.get("created_at")
+                    fingerprint = fingerprint_of(row.get("topic"), row.get("event"), created)
+                    ledger.confirmed(event_id, parse_db_time(created), fingerprint)
+                after = event_id
+            if len(rows) < page_size:
+                break
+    except DataApiError as exc:
+        _log.warning("live ids not confirmed at shutdown (%s): they may run again", exc)

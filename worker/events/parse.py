@@ -25,6 +25,8 @@ __all__ = ["parse_broadcast"]
 
 #: Frozen, so one shared default is safe.
 DEFAULT_LIMITS = Limits()
+#: ``org_events.id`` is a Postgres ``bigint`` from a sequence: 1 .. 2**63 - 1.
+_BIGINT_MAX = 2**63 - 1
 
 
 def parse_broadcast(
@@ -123,13 +125,18 @@ def _outbox_event(payload: Mapping[str, Any], common: dict[str, Any], limits: Li
         raise RejectedEvent(
             RejectReason.MALFORMED, "payload.event differs from the broadcast event"
         )
+    event_id = int(payload["id"])
+    if not 1 <= event_id <= _BIGINT_MAX:
+        raise RejectedEvent(
+            RejectReason.MALFORMED, "payload.id is not an outbox id (a positive bigint)"
+        )
     inner = payload.get("payload")
     if not isinstance(inner, Mapping):
         raise RejectedEvent(RejectReason.MALFORMED, "payload.payload must be an object")
     created_at = payload.get("created_at")
     if created_at is not None and not isinstance(created_at, str):
         raise RejectedEvent(RejectReason.MALFORMED, "payload.created_at must be a string")
-    return Event(payload=dict(inner), event_id=int(payload["id"]), created_at=created_at, **common)
+    return Event(payload=dict(inner), event_id=event_id, created_at=created_at, **common)
 
 
 def _check_other_org(org_id: str, payload: Mapping[str, Any]) -> None:

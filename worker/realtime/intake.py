@@ -5,9 +5,12 @@ sync and never raises: it runs inline on the client's listen task, where an exce
 would end all delivery while heartbeats carry on.
 
 With a ``gate`` (catch-up), an outbox event already dispatched is skipped and counted in
-``events_deduplicated_total``; one the full queue refuses is counted in
-``events_dropped_live_total``, not marked seen, and a catch-up pass is requested: the
-listener never waits, and memory stays bounded by the queue whatever the inbound rate.
+``events_deduplicated_total``; one dispatched is reported to the gate, which dedupes by its
+id but lets only catch-up's reading of the outbox count it for the checkpoint (a frame's
+outbox-shaped payload can be forged by anyone allowed to broadcast on the channel); one
+the full queue refuses is counted in ``events_dropped_live_total``, not marked seen, and a
+catch-up pass is requested: the listener never waits, and memory stays bounded by the
+queue whatever the inbound rate.
 """
 
 from __future__ import annotations

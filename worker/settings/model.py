@@ -7,6 +7,9 @@ wrapped in ``SecretStr`` so they never show in a repr, a log line or an error.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ class Settings:
     clerk_token_template: str | None = None
     clerk_token_expires_in_s: int | None = None
     token_file: Path | None = None
+    token_role: str = "authenticated"  # noqa: S105 - a Postgres role name, not a secret
     topics: tuple[str, ...] = ("events",)
     handlers: tuple[str, ...] = ()
     http_host: str = "0.0.0.0"  # noqa: S104 - the metrics port is scraped from outside the pod
@@ -93,7 +97,7 @@ class Settings:
 
 def _read_core(r: Reader) -> dict[str, object]:
     url = r.url("SUPABASE_URL", r.required("SUPABASE_URL", "the project URL, https://<ref>..."))
-    key = r.required("SUPABASE_ANON_KEY", "the project's anon (publishable) key")
+    key = _read_project_key(r)
     org = r.required("ORG_ID", "the Clerk organization id (org_...)")
     r.matching("ORG_ID", org, _ORG_RE, "a Clerk organization id like org_2abc")
     return {
@@ -101,6 +105,61 @@ def _read_core(r: Reader) -> dict[str, object]:
         "supabase_anon_key": SecretStr(key) if key else None,
         "org_id": org,
     }
+
+
+_KEY_FIX = (
+    "set SUPABASE_PUBLISHABLE_KEY to the project's publishable key (sb_publishable_...) "
+    "or its legacy anon key"
+)
+
+
+def _read_project_key(r: Reader) -> str | None:
+    """``SUPABASE_PUBLISHABLE_KEY``, or the legacy ``SUPABASE_ANON_KEY``; never a key that
+    bypasses RLS (the worker's isolation rests on RLS over its own token)."""
+    publishable, anon = r.raw("SUPABASE_PUBLISHABLE_KEY"), r.raw("SUPABASE_ANON_KEY")
+    if publishable is not None and anon is not None and publishable != anon:
+        r.problems.append(
+            "SUPABASE_PUBLISHABLE_KEY and SUPABASE_ANON_KEY are both set and differ: "
+            "set only SUPABASE_PUBLISHABLE_KEY (the publishable or anon key)"
+        )
+        return None
+    key = publishable or anon
+    if key is None:
+        r.problems.append(f"SUPABASE_PUBLISHABLE_KEY is required: {_KEY_FIX}")
+        return None
+    name = "SUPABASE_PUBLISHABLE_KEY" if publishable else "SUPABASE_ANON_KEY"
+    kind = _privileged_kind(key)
+    if kind is not None:
+        r.problems.append(
+            f"{name} is {kind}, which bypasses row level security, the isolation between "
+            f"organizations the worker relies on: never give it to the worker; {_KEY_FIX}"
+        )
+        return None
+    return key
+
+
+def _privileged_kind(key: str) -> str | None:
+    """What a key that bypasses RLS is (None for a publishable or anon key); the key's value
+    is never part of the answer."""
+    if key.startswith("sb_secret_"):
+        return "a secret key (sb_secret_...)"
+    if _jwt_role(key) == "service_role":
+        return "the legacy service_role key"
+    return None
+
+
+def _jwt_role(key: str) -> object:
+    """The ``role`` claim of a legacy JWT project key, read without verifying (it is a
+    project key, not a token to trust); None when ``key`` is not a JWT."""
+    parts = key.split(".")
+    if len(parts) != 3:  # header, payload, signature
+        return None
+    body = parts[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return claims.get("role") if isinstance(claims, dict) else None
 
 
 def _read_clerk(r: Reader) -> dict[str, object]:
@@ -129,7 +188,20 @@ def _read_clerk(r: Reader) -> dict[str, object]:
         "clerk_token_template": r.raw("CLERK_TOKEN_TEMPLATE"),
         "clerk_token_expires_in_s": _read_expires_in(r, api_url),
         "token_file": Path(token_file) if token_file else None,
+        "token_role": _read_token_role(r),
     }
+
+
+def _read_token_role(r: Reader) -> str:
+    role = r.raw("WORKER_TOKEN_ROLE") or "authenticated"
+    r.matching("WORKER_TOKEN_ROLE", role, _NAME_RE, "a Postgres role name like authenticated")
+    if role in ("service_role", "anon"):
+        r.problems.append(
+            f"WORKER_TOKEN_ROLE={role} is refused: the worker's token must run under RLS as a "
+            "signed-in user; leave it unset (authenticated) or name the role your Clerk "
+            "session token's 'role' claim carries"
+        )
+    return role
 
 
 def _read_expires_in(r: Reader, api_url: str | None) -> int | None:

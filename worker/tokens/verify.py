@@ -47,23 +47,26 @@ class Token:
         return self.expires_at - now
 
 
-def check_claims(claims: Mapping[str, Any], *, org_id: str, now: float, leeway_s: float) -> str:
+def check_claims(
+    claims: Mapping[str, Any],
+    *,
+    org_id: str,
+    now: float,
+    leeway_s: float,
+    role: str = "authenticated",
+) -> str:
     """Check the claims of a token whose signature is valid; return its org id.
 
     Raises ``TokenRejected`` with reason ``malformed``, ``expired``, ``not_yet_valid``,
-    ``missing_role``, ``pending_session``, ``no_org`` or ``wrong_org``.
+    ``missing_role`` (no ``role``, or not the one required), ``pending_session``,
+    ``no_org`` or ``wrong_org``.
     """
     exp, iat, nbf = _number(claims, "exp"), _number(claims, "iat"), _number(claims, "nbf", 0.0)
     if now > exp + leeway_s:
         raise TokenRejected("expired", f"token expired {now - exp:.0f}s ago (exp={exp})")
     if nbf > now + leeway_s or iat > now + leeway_s:
         raise TokenRejected("not_yet_valid", "token is not valid yet: check the host's clock")
-    role = claims.get("role")
-    if not isinstance(role, str) or not role:
-        raise TokenRejected(
-            "missing_role",
-            "token has no 'role' claim: add role=authenticated to Clerk's session token",
-        )
+    _check_role(claims.get("role"), role)
     if claims.get("sts") == "pending":
         raise TokenRejected("pending_session", "the Clerk session is pending (no active org)")
     found = _org_of(claims)
@@ -74,10 +77,33 @@ def check_claims(claims: Mapping[str, Any], *, org_id: str, now: float, leeway_s
     return found
 
 
+def _check_role(found: object, wanted: str) -> None:
+    if not isinstance(found, str) or not found:
+        raise TokenRejected(
+            "missing_role",
+            f"token has no 'role' claim: add role={wanted} to Clerk's session token",
+        )
+    if found != wanted:
+        shown = repr(found) if len(found) <= _MAX_SHOWN else "a long value"
+        raise TokenRejected(
+            "missing_role",
+            f"token's role is {shown}, not {wanted}: set role={wanted} in Clerk's session "
+            "token (or WORKER_TOKEN_ROLE to the role your policies use)",
+        )
+
+
+#: Timing claims are seconds since the epoch: anything past year 5000 is not a time.
+_MAX_TIME = 1e11
+_MAX_SHOWN = 40
+
+
 def _number(claims: Mapping[str, Any], name: str, default: float | None = None) -> float:
     value = claims.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenRejected("malformed", f"token claim {name!r} is missing or not a number")
+    # A huge JSON integer (10**400) is a Python int too large for a float: compare first.
+    if not -_MAX_TIME < value < _MAX_TIME or not isfinite(value):
+        raise TokenRejected("malformed", f"token claim {name!r} is not a time in seconds")
     return float(value)
 
 
@@ -110,6 +136,7 @@ class TokenVerifier:
         leeway_s: float = 5.0,
         refetch_cooldown_s: float = 5.0,
         max_age_s: float = 3600.0,
+        role: str = "authenticated",
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
@@ -119,7 +146,9 @@ class TokenVerifier:
         self._leeway_s = leeway_s
         self._cooldown_s = refetch_cooldown_s
         self._max_age_s = max_age_s
+        self._role = role
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._refused: dict[str, str] = {}  # kid -> why the JWKS's key cannot be used
         self._fetched_at: float | None = None
         self._lock = anyio.Lock()
         self.jwks_fetches = 0
@@ -127,14 +156,15 @@ class TokenVerifier:
     async def verify(self, token: str) -> Token:
         """Return the verified ``Token`` or raise ``TokenRejected`` (``TokenUnavailable``
         when the JWKS cannot be fetched at all)."""
-        header = _header_of(token)
-        kid = header.get("kid")
-        if header.get("alg") != "RS256" or not isinstance(kid, str):
-            raise TokenRejected("malformed", "token is not RS256 with a kid header")
+        kid = _kid_of(_header_of(token))
         key = await self._key_for(kid)
         claims = self._decode(token, key)
         org = check_claims(
-            claims, org_id=self._org_id, now=self._clock.time(), leeway_s=self._leeway_s
+            claims,
+            org_id=self._org_id,
+            now=self._clock.time(),
+            leeway_s=self._leeway_s,
+            role=self._role,
         )
         sid = claims.get("sid")
         return Token(
@@ -167,12 +197,21 @@ class TokenVerifier:
             raise TokenRejected(reason, f"token rejected: {exc}") from exc
         except jwt.InvalidTokenError as exc:
             raise TokenRejected("malformed", f"token cannot be decoded: {exc}") from exc
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # What the JSON inside a signed token can still do to PyJWT's own checks.
+            raise TokenRejected("malformed", "token claims cannot be read") from exc
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
         async with self._lock:
             if self._should_fetch(kid):
                 await self._fetch()
             key = self._keys.get(kid)
+        if kid in self._refused:
+            raise TokenRejected(
+                "unusable_kid",
+                f"key {kid!r} in the JWKS at {self._jwks_url} is refused: "
+                f"{self._refused[kid]}; fix the JWKS (one key per kid, use=sig)",
+            )
         if key is None:
             raise TokenRejected("unknown_kid", f"no key {kid!r} in the JWKS at {self._jwks_url}")
         return key
@@ -183,7 +222,8 @@ class TokenVerifier:
         age = self._clock.monotonic() - self._fetched_at
         if age >= self._max_age_s:
             return True
-        return kid not in self._keys and age >= self._cooldown_s
+        known = kid in self._keys or kid in self._refused
+        return not known and age >= self._cooldown_s
 
     async def _fetch(self) -> None:
         """Download the JWKS; on failure keep the old keys if there are any."""
@@ -191,27 +231,68 @@ class TokenVerifier:
         try:
             response = await self._http.get(self._jwks_url)
             response.raise_for_status()
-            keyset = _keyset_of(response)
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            keys, refused = _parse_jwks(response.json())
+        except (httpx.HTTPError, ValueError, RecursionError, jwt.PyJWTError) as exc:
             # Stamp the attempt too, so an unreachable JWKS is not retried on every token.
             self._fetched_at = self._clock.monotonic()
             if not self._keys:
                 raise TokenUnavailable(f"JWKS {self._jwks_url} unavailable: {exc}") from exc
             log.warning("JWKS refetch failed, keeping cached keys", extra={"error": str(exc)})
             return
-        self._keys = {k.key_id: k for k in keyset.keys if k.key_id}
+        if refused:
+            log.warning(
+                "JWKS keys refused: %s",
+                "; ".join(f"{kid!r} {why}" for kid, why in sorted(refused.items())),
+                extra={"jwks_url": self._jwks_url},
+            )
+        self._keys, self._refused = keys, refused
         self._fetched_at = self._clock.monotonic()
 
 
-def _keyset_of(response: httpx.Response) -> jwt.PyJWKSet:
-    data = response.json()
-    if not isinstance(data, dict):
-        raise jwt.PyJWKSetError("the JWKS is not a JSON object")
-    return jwt.PyJWKSet.from_dict(data)
+def _parse_jwks(data: object) -> tuple[dict[str, jwt.PyJWK], dict[str, str]]:
+    """Usable signing keys by kid, and the kids refused with why: a kid listed twice (which
+    key would sign?) and keys not for signatures (``use`` other than ``sig``) are never
+    used. Raises ``PyJWKSetError`` when no key is usable."""
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise jwt.PyJWKSetError("the JWKS is not a JSON object with a 'keys' list")
+    seen: set[str] = set()
+    keys: dict[str, jwt.PyJWK] = {}
+    refused: dict[str, str] = {}
+    for jwk in data["keys"]:
+        kid = jwk.get("kid") if isinstance(jwk, dict) else None
+        if not isinstance(kid, str) or not kid:
+            continue
+        if kid in seen:
+            keys.pop(kid, None)
+            refused[kid] = "it is listed more than once"
+            continue
+        seen.add(kid)
+        if jwk.get("use", "sig") != "sig":
+            refused[kid] = "it is not a signing key (use is not 'sig')"
+            continue
+        try:
+            keys[kid] = jwt.PyJWK.from_dict(jwk)
+        except (jwt.PyJWTError, ValueError, TypeError):
+            refused[kid] = "it is not an RSA signing key the worker can read"
+    if not keys:
+        raise jwt.PyJWKSetError("the JWKS has no usable signing key")
+    return keys, refused
 
 
 def _header_of(token: str) -> dict[str, Any]:
     try:
         return jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except (jwt.DecodeError, ValueError, TypeError, RecursionError) as exc:
         raise TokenRejected("malformed", "token is not a JWT") from exc
+    except jwt.InvalidTokenError as exc:  # PyJWT refuses a 'crit' it does not support
+        raise TokenRejected("malformed", "token header has 'crit' extensions: refused") from exc
+
+
+def _kid_of(header: Mapping[str, Any]) -> str:
+    if "crit" in header:
+        # RFC 7515 4.1.11: critical extensions must be understood; the worker knows none.
+        raise TokenRejected("malformed", "token header has 'crit' extensions: refused")
+    kid = header.get("kid")
+    if header.get("alg") != "RS256" or not isinstance(kid, str):
+        raise TokenRejected("malformed", "token is not RS256 with a kid header")
+    return kid
