@@ -97,7 +97,7 @@ class StackHost:
 
 
 def worker_env(stack_env: dict[str, str], org: dict[str, str], **overrides: str) -> dict[str, str]:
-    keys = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "CLERK_API_URL", "CLERK_SECRET_KEY")
+    keys = ("SUPABASE_URL", "SUPABASE_PUBLISHABLE_KEY", "CLERK_API_URL", "CLERK_SECRET_KEY")
     env = {k: stack_env[k] for k in (*keys, "CLERK_ISSUER", "CLERK_JWKS_URL")}
     env |= {
         "ORG_ID": org["org_id"],

@@ -122,7 +122,7 @@ def worker_environment(
     pythonpath = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
     keys = (
         "SUPABASE_URL",
-        "SUPABASE_ANON_KEY",
+        "SUPABASE_PUBLISHABLE_KEY",
         "CLERK_API_URL",
         "CLERK_SECRET_KEY",
         "CLERK_ISSUER",
