@@ -11,9 +11,10 @@ import anyio
 import httpx
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, worker_env
+from tests.e2e.conftest import Org, worker_env
 from worker.app import Worker
 from worker.settings import Settings
+from worker.testing import eventually
 
 T = TypeVar("T")
 
@@ -29,7 +30,9 @@ async def running_worker(stack: Stack, org: Org, **env: str) -> AsyncIterator[Wo
         async with anyio.create_task_group() as tg:
             await tg.start(worker.run, stop)
             assert worker.http_port, "the worker reported no HTTP port"
-            await eventually(lambda: worker.checks.failures() == {}, 20, "worker ready")
+            await eventually(
+                lambda: worker.checks.failures() == {}, timeout_s=20, message="worker ready"
+            )
             try:
                 yield worker
             finally:

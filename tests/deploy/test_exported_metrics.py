@@ -20,7 +20,8 @@ from tests.deploy._promql import metric_names
 from tests.deploy._worker import running_worker, scrape
 from tests.deploy.test_grafana import expressions
 from tests.deploy.test_prometheus_rules import alerts
-from tests.e2e.conftest import eventually, insert_events, provision
+from tests.e2e.conftest import insert_events, provision
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -86,7 +87,7 @@ async def test_a_real_worker_exports_exactly_what_the_deploy_files_read(stack: S
             sample = "realtime_worker_events_handled_total"
             return worker.metrics_registry.get_sample_value(sample, labels) or 0.0
 
-        await eventually(lambda: handled() >= 3, 20, "three events handled")
+        await eventually(lambda: handled() >= 3, timeout_s=20, message="three events handled")
         text = await scrape(worker)
     types, exported = exposition_index(text)
 

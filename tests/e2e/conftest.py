@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
 
 import anyio
 import asyncpg
@@ -105,16 +104,6 @@ async def insert_burst(database_url: str, org_id: str, count: int) -> list[int]:
     finally:
         await conn.close()
     return [r["id"] for r in rows]
-
-
-async def eventually(
-    predicate: Callable[[], Any], timeout_s: float = 30.0, message: str = "condition"
-) -> None:
-    """Wait for ``predicate()`` to be truthy, polling, under a deadline."""
-    with anyio.fail_after(timeout_s):
-        while not predicate():  # noqa: ASYNC110 - polling state that has no event to await
-            await anyio.sleep(0.05)
-    assert predicate(), message
 
 
 class Recorder:

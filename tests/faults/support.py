@@ -18,10 +18,11 @@ from anyio.abc import Process
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, eventually, worker_env
+from tests.e2e.conftest import Org, Recorder, worker_env
 from worker.app import Worker
 from worker.realtime.supervisor import SupervisorTiming
 from worker.settings import Settings
+from worker.testing import eventually
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -54,7 +55,9 @@ async def running(
     async with anyio.create_task_group() as tg:
         await tg.start(worker.run, stop)
         if ready:
-            await eventually(lambda: worker.checks.failures() == {}, 20, "ready at start")
+            await eventually(
+                lambda: worker.checks.failures() == {}, timeout_s=20, message="ready at start"
+            )
         yield worker
         stop.set()
 

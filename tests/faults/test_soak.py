@@ -15,8 +15,9 @@ import anyio
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision
+from tests.e2e.conftest import insert_events, provision
 from tests.faults.support import Recorder, metric, running
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio]
 
@@ -75,7 +76,7 @@ async def soak(stack: Stack, seconds: float, *, warmup_s: float) -> None:
                     samples.take()
                     next_sample += max(1.0, (seconds - warmup_s) / 20)
                 await anyio.sleep(1 / EVENTS_PER_SECOND)  # the stream's pace, not a wait
-        await eventually(recorder.handled(inserted), 30, "every event handled")
+        await eventually(recorder.handled(inserted), timeout_s=30, message="every event handled")
         samples.take()
         assert refreshes() >= seconds / 3  # tokens really lived ~3 s each
         assert worker.checks.failures() == {}

@@ -10,12 +10,13 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.worker.rt_fakes import FakeClock, MetricsProbe, eventually
+from tests.worker.rt_fakes import MetricsProbe
 from worker.context import Context, EventLogger
 from worker.dispatch import Dispatcher, Outcome
 from worker.errors import NonRetryable, Retry
 from worker.events import Event
 from worker.registry import HandlerRegistry
+from worker.testing import FakeClock, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +38,7 @@ def make_event(n: int, topic: str = "events", name: str = "thing.done") -> Event
 
 class Harness:
     def __init__(self, registry: HandlerRegistry, **kw: Any) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(autojump=True)
         self.probe = MetricsProbe()
         self.done: list[tuple[int | None, Outcome]] = []
         self.contexts: list[Context] = []
@@ -278,14 +279,6 @@ async def test_drain_before_run_returns_at_once() -> None:
     assert not h.dispatcher.offer(make_event(1))
 
 
-class StalledClock(FakeClock):
-    """A clock whose sleeps never end: a retry backoff that outlasts the drain grace."""
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        await anyio.sleep_forever()
-
-
 async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
     reg = HandlerRegistry()
 
@@ -294,7 +287,7 @@ async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
         raise ValueError("try again later")
 
     h = Harness(reg, concurrency=1, max_attempts=5)
-    h.dispatcher._clock = h.clock = StalledClock()
+    h.dispatcher._clock = h.clock = FakeClock()  # manual: the backoff never ends
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(h.dispatcher.run)
