@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 import asyncpg
 import pytest
 
+import worker
 from devstack.postgres import Server
 from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
-from worker import Context, Event, HandlerRegistry
+from worker import Context, Event, HandlerRegistry, Settings, Worker
+from worker.realtime import SupervisorTiming
 
 
 @pytest.fixture
@@ -68,6 +71,26 @@ def worker_env(stack: Stack, org: Org, **overrides: str) -> dict[str, str]:
         "WORKER_LOG_LEVEL": "INFO",
     }
     return env | overrides
+
+
+def run_worker(
+    stack: Stack,
+    org: Org,
+    registry: HandlerRegistry | None = None,
+    *,
+    ready_timeout_s: float | None = 30.0,
+    supervisor_timing: SupervisorTiming | None = None,
+    **env: str,
+) -> AbstractAsyncContextManager[Worker]:
+    """``worker.running`` for a worker of ``org`` on ``stack``, configured by
+    ``worker_env(stack, org, **env)``: ``registry``'s handlers (else those ``WORKER_HANDLERS``
+    names), ready within ``ready_timeout_s`` (None: only started), stopped on leaving."""
+    return worker.running(
+        Settings.from_env(worker_env(stack, org, **env)),
+        ready_timeout_s=ready_timeout_s,
+        registry=registry,
+        supervisor_timing=supervisor_timing,
+    )
 
 
 async def insert_events(

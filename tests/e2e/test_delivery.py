@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import asyncpg
@@ -12,9 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, insert_burst, insert_events, provision, worker_env
+from tests.e2e.conftest import Org, Recorder, insert_burst, insert_events, provision, run_worker
 from worker.app import Worker
-from worker.settings import Settings
 from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -30,20 +27,6 @@ FAST = {
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(f"realtime_worker_{name}", labels) or 0.0
-
-
-@asynccontextmanager
-async def running(stack: Stack, org: Org, recorder: Recorder, **env: str) -> AsyncIterator[Worker]:
-    settings = Settings.from_env(worker_env(stack, org, **(FAST | env)))
-    worker = Worker(settings, registry=recorder.registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
-        await eventually(
-            lambda: worker.checks.failures() == {}, timeout_s=20, message="ready at start"
-        )
-        yield worker
-        stop.set()
 
 
 def passes(worker: Worker) -> int:
@@ -65,7 +48,7 @@ async def test_events_missed_while_realtime_is_down_are_handled_once_in_outbox_o
     org = provision(stack, "Acme")
     recorder = Recorder(TOPICS)
     control = stack.realtime.control
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         control.freeze_all(True)  # frames are dropped, pings unanswered
         during = await insert_across_topics(stack, org, 6)
         await eventually(
@@ -99,11 +82,13 @@ async def test_a_restart_mid_stream_loses_nothing_and_repeats_only_what_was_in_f
     async with anyio.create_task_group() as tg:
         tg.start_soon(produce)
         # A zero grace cancels what is in flight at the stop, like a kill mid-handler.
-        async with running(stack, org, first, WORKER_SHUTDOWN_GRACE_SECONDS="0"):
+        async with run_worker(
+            stack, org, first.registry, **(FAST | {"WORKER_SHUTDOWN_GRACE_SECONDS": "0"})
+        ):
             await eventually(
                 lambda: len(first.finished) >= 10, timeout_s=30, message="first worker busy"
             )
-        async with running(stack, org, second) as worker:
+        async with run_worker(stack, org, second.registry, **FAST) as worker:
             await done_inserting.wait()
             await eventually(
                 lambda: set(inserted) <= first.finished_ids() | second.finished_ids(),
@@ -125,7 +110,9 @@ async def test_an_id_committed_after_a_higher_one_is_not_skipped(stack: Stack) -
     recorder = Recorder(TOPICS)
     # Realtime frozen: only catch-up can deliver. A settle window longer than the gap
     # between A's id allocation and its commit, as in production.
-    async with running(stack, org, recorder, WORKER_SETTLE_SECONDS="6") as worker:
+    async with run_worker(
+        stack, org, recorder.registry, **(FAST | {"WORKER_SETTLE_SECONDS": "6"})
+    ) as worker:
         stack.realtime.control.freeze_all(True)
         conn_a = await asyncpg.connect(stack.database_url)
         conn_b = await asyncpg.connect(stack.database_url)
@@ -171,7 +158,7 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
     org = provision(stack, "Acme")
     recorder = Recorder(TOPICS, delay_s=0.01)
     env = {"WORKER_QUEUE_SIZE": "5", "WORKER_CONCURRENCY": "1"}
-    async with running(stack, org, recorder, **env) as worker:
+    async with run_worker(stack, org, recorder.registry, **(FAST | env)) as worker:
         registry = worker.metrics_registry
         assert worker.dispatcher is not None
         dispatcher = worker.dispatcher
@@ -211,10 +198,10 @@ async def test_events_missed_during_a_clerk_outage_past_token_expiry_are_handled
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder(TOPICS)
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         assert worker.tokens is not None
-        assert worker.realtime.supervisor is not None
-        tokens, supervisor = worker.tokens, worker.realtime.supervisor
+        assert worker.supervisor is not None
+        tokens, supervisor = worker.tokens, worker.supervisor
         registry = worker.metrics_registry
         stack.clerk.fail_next_tokens(10_000, 503)
         await eventually(

@@ -12,10 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, insert_events, provision, worker_env
+from tests.e2e.conftest import Org, Recorder, insert_events, provision, run_worker, worker_env
 from worker import Context, Event, HandlerRegistry
 from worker.app import Worker
-from worker.settings import Settings
 from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
@@ -27,14 +26,11 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def running_worker(stack: Stack) -> AsyncIterator[tuple[Worker, Recorder, Org]]:
+    """A started worker of a new org (the tests wait for readiness themselves)."""
     org = provision(stack, "Acme")
     recorder = Recorder()
-    worker = Worker(Settings.from_env(worker_env(stack, org)), registry=recorder.registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
+    async with run_worker(stack, org, recorder.registry, ready_timeout_s=None) as worker:
         yield worker, recorder, org
-        stop.set()
 
 
 async def test_worker_handles_every_event_across_six_token_lifetimes_without_channel_loss(
@@ -128,18 +124,14 @@ async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: 
         handled.append(event.event_id)
 
     registry.add("events", "*", handle)
-    env = worker_env(
+    async with run_worker(
         stack,
         org,
+        registry,
         WORKER_HANDLER_TIMEOUT_SECONDS="0.5",
         WORKER_HANDLER_MAX_ATTEMPTS="2",
         WORKER_CONCURRENCY="2",
-    )
-    worker = Worker(Settings.from_env(env), registry=registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
-        await eventually(lambda: worker.checks.failures() == {}, timeout_s=20, message="ready")
+    ) as worker:
         await insert_events(stack.database_url, org.org_id, 2, event="hang")
         await insert_events(stack.database_url, org.org_id, 2, event="boom")
         good = await insert_events(stack.database_url, org.org_id, 5, event="ok")
@@ -166,4 +158,3 @@ async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: 
             )
             >= 5
         )
-        stop.set()

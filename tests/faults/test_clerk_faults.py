@@ -7,8 +7,8 @@ import time
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Recorder, insert_events, provision
-from tests.faults.support import metric, readyz, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric, readyz
 from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -26,8 +26,12 @@ async def test_a_rate_limited_token_request_waits_for_retry_after_then_recovers(
     stack: Stack,
 ) -> None:
     org = provision(stack, "Acme")
-    async with running(
-        stack, org, CLERK_TOKEN_EXPIRES_IN_SECONDS="30", WORKER_TOKEN_REFRESH_MARGIN_SECONDS="20"
+    async with run_worker(
+        stack,
+        org,
+        Recorder().registry,
+        CLERK_TOKEN_EXPIRES_IN_SECONDS="30",
+        WORKER_TOKEN_REFRESH_MARGIN_SECONDS="20",
     ) as worker:
         requests = lambda: stack.clerk.token_requests  # noqa: E731 - a condition for eventually
         limited = metric(worker, "token_refresh_total", result="rate_limited")
@@ -55,10 +59,10 @@ async def test_a_hanging_token_request_is_abandoned_and_retried_without_losing_c
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(
+    async with run_worker(
         stack,
         org,
-        recorder,
+        recorder.registry,
         CLERK_TOKEN_EXPIRES_IN_SECONDS="30",
         WORKER_TOKEN_REFRESH_MARGIN_SECONDS="20",
     ) as worker:
@@ -83,7 +87,7 @@ async def test_a_rotated_signing_key_is_fetched_and_channels_stay_joined(stack: 
     # Clerk keeps publishing the old key for a while after a rotation (and Supabase caches
     # JWKS for up to 30 min), so the token in use stays valid until its successor verifies.
     env = {"CLERK_TOKEN_EXPIRES_IN_SECONDS": "30", "WORKER_TOKEN_REFRESH_MARGIN_SECONDS": "20"}
-    async with running(stack, org, recorder, **env) as worker:
+    async with run_worker(stack, org, recorder.registry, **env) as worker:
         assert worker.tokens is not None
         tokens = worker.tokens
         old_kid = tokens.current.kid if tokens.current else None

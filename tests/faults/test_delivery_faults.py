@@ -21,9 +21,17 @@ import pytest
 from devstack.realtime.control import Control
 from devstack.rest import DataApi
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, insert_burst, insert_events, provision, worker_env
+from tests.e2e.conftest import (
+    Org,
+    Recorder,
+    insert_burst,
+    insert_events,
+    provision,
+    run_worker,
+    worker_env,
+)
 from tests.faults.recording_handlers import read_record
-from tests.faults.support import Recorder, WorkerProcess, metric, org_subs, readyz, running
+from tests.faults.support import WorkerProcess, metric, org_subs, readyz
 from worker import Context, Event
 from worker.app import Worker
 from worker.testing import eventually
@@ -119,7 +127,7 @@ async def test_live_events_are_handled_while_the_data_api_is_down_and_failures_a
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         catchup_failures = metric(worker, "outbox_failures_total", operation="catchup")
         data_api(stack).fail_next(FOREVER, 503)
@@ -141,7 +149,7 @@ async def test_failing_checkpoint_saves_are_counted_keep_the_old_checkpoint_and_
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         before = await insert_events(stack.database_url, org.org_id, 2)
 
         async def saved_low_reaches(event_id: int) -> bool:
@@ -183,7 +191,7 @@ async def test_after_a_data_api_outage_with_realtime_also_down_missed_events_are
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         before = await insert_events(stack.database_url, org.org_id, 3)
         await eventually(recorder.handled(before), timeout_s=10, message="handled live")
 
@@ -229,7 +237,9 @@ async def test_a_data_api_call_hanging_past_the_client_timeout_is_counted_then_c
     recorder = Recorder()
     api = data_api(stack)
     # Heartbeats slower than the test: the frozen socket is not rebuilt meanwhile.
-    async with running(stack, org, recorder, REALTIME_HEARTBEAT_SECONDS="60", **FAST) as worker:
+    async with run_worker(
+        stack, org, recorder.registry, REALTIME_HEARTBEAT_SECONDS="60", **FAST
+    ) as worker:
         await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         catchup_failures = metric(worker, "outbox_failures_total", operation="catchup")
         realtime(stack).freeze_all(True)  # only catch-up can deliver
@@ -311,7 +321,7 @@ async def test_sigterm_saves_a_checkpoint_covering_handled_events_and_a_new_work
     assert all(covers(saved, i) for i in inserted), (saved, inserted)
 
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as second:
+    async with run_worker(stack, org, recorder.registry, **FAST) as second:
         await eventually(lambda: passes(second) >= 1, timeout_s=15, message="a full catch-up pass")
         marker = await insert_events(stack.database_url, org.org_id, 1)
         await eventually(recorder.handled(marker), timeout_s=10, message="a new event handled")
@@ -403,7 +413,7 @@ async def test_an_outbox_event_broadcast_again_live_is_handled_once_and_counted(
 ) -> None:
     org = provision(stack, "Acme")
     recorder = HeldRecorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         # Catch-up cannot deliver anything: every copy below comes on the live path.
         data_api(stack).fail_next(FOREVER, 503, target="rpc/org_events_after")

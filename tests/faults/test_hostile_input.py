@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstack.stack import Stack
-from tests.e2e.conftest import insert_events, provision
-from tests.faults.support import Recorder, metric, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric
 from tests.worker.rt_fakes import MetricsProbe
 from worker.errors import TokenRejected
 from worker.events import RejectReason
@@ -75,7 +75,7 @@ async def test_each_hostile_broadcast_is_logged_counted_and_the_listener_keeps_g
     org = provision(stack, "Acme")
     sub = f"org:{org.org_id}:events"
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         losses = metric(worker, "realtime_reconnects_total", reason="closed")
         for name, event, payload, reason in hostile_cases(org.org_id):
             before = rejected(worker)
@@ -105,7 +105,7 @@ async def test_each_hostile_broadcast_is_logged_counted_and_the_listener_keeps_g
 async def test_broadcasts_on_topics_not_subscribed_never_reach_the_worker(stack: Stack) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         for sub in (f"org:{org.org_id}:other", f"org:{org.org_id}", "events", "realtime:x"):
             stack.realtime.control.broadcast(sub, "e", {"n": 1})
         marker = await insert_events(stack.database_url, org.org_id, 1)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import insert_events, provision
-from tests.faults.support import Recorder, metric, org_subs, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric, org_subs
 from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -31,8 +31,8 @@ async def test_two_orgs_workers_never_cross_even_with_the_other_orgs_topic_names
     a_topics = ("events", "billing", b.org_id)
     recorder_a, recorder_b = Recorder(a_topics), Recorder(("events", "billing"))
     async with (
-        running(stack, a, recorder_a, WORKER_TOPICS=",".join(a_topics)) as worker_a,
-        running(stack, b, recorder_b, WORKER_TOPICS="events,billing") as worker_b,
+        run_worker(stack, a, recorder_a.registry, WORKER_TOPICS=",".join(a_topics)) as worker_a,
+        run_worker(stack, b, recorder_b.registry, WORKER_TOPICS="events,billing") as worker_b,
     ):
         assert worker_a.tokens is not None
         assert worker_b.tokens is not None
@@ -71,7 +71,7 @@ async def test_a_token_for_another_org_mid_run_is_never_pushed_and_the_worker_go
     stack: Stack,
 ) -> None:
     a, b = provision(stack, "Acme"), provision(stack, "Globex")
-    async with running(stack, a) as worker:
+    async with run_worker(stack, a, Recorder().registry) as worker:
         tokens = worker.tokens
         assert tokens is not None
         invalid = metric(worker, "token_refresh_total", result="invalid_claims")

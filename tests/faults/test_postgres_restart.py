@@ -24,8 +24,8 @@ from devstack.realtime.postgres_changes import PostgresChanges
 from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
 from tests.db.personas import ORG_A, PERSONAS
-from tests.e2e.conftest import insert_events, provision
-from tests.faults.support import Recorder, metric, readyz, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric, readyz
 from worker.testing import eventually
 
 pytestmark = [
@@ -128,7 +128,7 @@ async def test_worker_recovers_from_a_postgres_restart_losing_and_repeating_noth
     stack = own_stack
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         settled = await insert_events(stack.database_url, org.org_id, 3)
         await eventually(
             recorder.handled(settled), timeout_s=15, message="handled before the restart"

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import insert_events, provision
-from tests.faults.support import Recorder, channel, get, metric, org_subs, readyz, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import channel, get, metric, org_subs, readyz
 from worker.realtime.supervisor import SupervisorTiming
 from worker.testing import eventually
 
@@ -75,7 +75,7 @@ async def test_a_rate_limit_shutdown_is_counted_and_retried_no_sooner_than_the_f
 ) -> None:
     org = provision(stack, "Acme")
     sub = f"org:{org.org_id}:events"
-    async with running(stack, org) as worker:
+    async with run_worker(stack, org, Recorder().registry) as worker:
         assert stack.realtime.control.shutdown_topic(sub, "Too many messages per second") == 1
         closes = metric(worker, "channel_closes_total", topic="events", reason="rate_limited")
         await eventually(
@@ -97,7 +97,7 @@ async def test_after_a_rate_limit_shutdown_the_channel_rejoins_once_the_floor_ha
     recorder = Recorder()
     sub = f"org:{org.org_id}:events"
     timing = SupervisorTiming(rate_limit_floor_s=2.0, backoff_base_s=0.2, backoff_cap_s=2.0)
-    async with running(stack, org, recorder, timing=timing) as worker:
+    async with run_worker(stack, org, recorder.registry, supervisor_timing=timing) as worker:
         assert stack.realtime.control.shutdown_topic(sub, "Too many messages per second") == 1
         await eventually(lambda: channel(worker).state != "joined", timeout_s=10, message="closed")
         await eventually(
@@ -114,7 +114,7 @@ async def test_a_join_refused_with_channel_rate_limit_backs_off_for_the_floor(
 ) -> None:
     org = provision(stack, "Acme")
     stack.realtime.control.update_settings(max_channels_per_client=0)
-    async with running(stack, org, ready=False) as worker:
+    async with run_worker(stack, org, Recorder().registry, ready_timeout_s=None) as worker:
         refused = metric(worker, "channel_joins_total", topic="events", result="error")
         await eventually(lambda: refused() >= 1, timeout_s=10, message="the refusal is counted")
         events = channel(worker)
@@ -132,7 +132,7 @@ async def test_server_requested_disconnect_with_1012_reconnects_and_keeps_delive
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         losses = metric(worker, "realtime_reconnects_total", reason="closed")
         assert await stack.realtime.control.disconnect_all(1012) == 1
         await eventually(lambda: losses() >= 1, timeout_s=10, message="the reconnect is counted")
@@ -154,7 +154,7 @@ async def test_revoked_read_permission_closes_the_channel_then_restoring_it_reco
     caplog.set_level(logging.WARNING)
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         revoked = metric(
             worker, "channel_closes_total", topic="events", reason="permission_revoked"
         )
@@ -189,7 +189,7 @@ async def test_join_errors_delayed_5s_are_read_as_refusals_not_timeouts(
     stack.realtime.control.set_delays(join_s=5)
     await read_policy.drop()
     started = time.monotonic()
-    async with running(stack, org, ready=False) as worker:
+    async with run_worker(stack, org, Recorder().registry, ready_timeout_s=None) as worker:
         # run() reports started after the first join attempt: the delayed refusal.
         assert time.monotonic() - started >= 5
         joins = {
@@ -210,7 +210,7 @@ async def test_join_errors_delayed_5s_are_read_as_refusals_not_timeouts(
 async def test_postgres_connections_cut_under_the_stand_ins_are_survived(stack: Stack) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         before = await insert_events(stack.database_url, org.org_id, 1)
         await eventually(recorder.handled(before), timeout_s=15, message="an event before the cut")
         conn = await asyncpg.connect(stack.database_url)

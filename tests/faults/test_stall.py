@@ -9,9 +9,9 @@ import time
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import insert_events, provision
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
 from tests.faults.proxy import TcpProxy
-from tests.faults.support import Recorder, channel, metric, readyz, running
+from tests.faults.support import channel, metric, readyz
 from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -24,10 +24,10 @@ async def test_a_stalled_network_is_detected_by_heartbeat_and_recovered_after_it
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(
+    async with run_worker(
         stack,
         org,
-        recorder,
+        recorder.registry,
         SUPABASE_URL=proxy.url,
         REALTIME_HEARTBEAT_SECONDS=str(HEARTBEAT_S),
         REALTIME_JOIN_TIMEOUT_SECONDS="2",
@@ -69,8 +69,12 @@ async def test_a_stalled_network_is_detected_by_heartbeat_and_recovered_after_it
 async def test_a_cut_link_reconnects_through_the_proxy(stack: Stack, proxy: TcpProxy) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(
-        stack, org, recorder, SUPABASE_URL=proxy.url, REALTIME_HEARTBEAT_SECONDS=str(HEARTBEAT_S)
+    async with run_worker(
+        stack,
+        org,
+        recorder.registry,
+        SUPABASE_URL=proxy.url,
+        REALTIME_HEARTBEAT_SECONDS=str(HEARTBEAT_S),
     ) as worker:
         losses = metric(worker, "realtime_reconnects_total", reason="closed")
         accepted = proxy.accepted
