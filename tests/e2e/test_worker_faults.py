@@ -39,23 +39,6 @@ def channel_closes(registry: CollectorRegistry, topic: str = "events") -> float:
     )
 
 
-async def refused_at_start(worker: Worker) -> TokenRejected:
-    """Run ``worker``, which must end at start with ``TokenRejected``; that error."""
-    with anyio.fail_after(30), pytest.raises(TokenRejected) as caught:
-        await worker.run()
-    # A start that fails leaves the composed dispatcher's queue open (worker/app.py closes
-    # it only in the staged shutdown): close it, or its streams warn when collected.
-    assert worker.dispatcher is not None
-    await worker.dispatcher.drain(0)
-    return caught.value
-
-
-def assert_never_supervised(worker: Worker) -> None:
-    """The supervisor was composed but never ran a repair pass: no socket, no join."""
-    assert worker.supervisor is not None
-    assert worker.supervisor.statistics().ticks == 0
-
-
 async def readyz(worker: Worker) -> int:
     async with httpx.AsyncClient() as http:
         return (await http.get(f"http://127.0.0.1:{worker.http_port}/readyz")).status_code
@@ -206,11 +189,13 @@ async def test_token_without_role_is_refused_before_any_join(stack: Stack) -> No
     org = provision(stack, "Acme")
     stack.clerk.set_drop_role(True)
     worker = Worker(Settings.from_env(worker_env(stack, org)), registry=Recorder().registry)
-    assert (await refused_at_start(worker)).reason == "missing_role"
+    with anyio.fail_after(30), pytest.raises(TokenRejected) as caught:
+        await worker.run(anyio.Event())
+    assert caught.value.reason == "missing_role"
     registry = worker.metrics_registry
     assert sample(registry, "realtime_worker_token_refresh_total", result="invalid_claims") >= 1
     assert sample(registry, "realtime_worker_token_refresh_total", result="success") == 0
-    assert_never_supervised(worker)
+    assert worker.supervisor is None
     assert org_channels(stack, org.org_id) == []
     assert stack.realtime.control.stats()["sockets"] == 0
 
@@ -220,10 +205,12 @@ async def test_token_for_another_org_is_refused_before_any_join(stack: Stack) ->
     other = provision(stack, "Globex")
     stack.clerk.set_token_org(org.session_id, other.org_id)
     worker = Worker(Settings.from_env(worker_env(stack, org)), registry=Recorder().registry)
-    assert (await refused_at_start(worker)).reason == "wrong_org"
+    with anyio.fail_after(30), pytest.raises(TokenRejected) as caught:
+        await worker.run(anyio.Event())
+    assert caught.value.reason == "wrong_org"
     registry = worker.metrics_registry
     assert sample(registry, "realtime_worker_token_refresh_total", result="invalid_claims") >= 1
-    assert_never_supervised(worker)
+    assert worker.supervisor is None
     assert org_channels(stack, org.org_id) == []
     assert org_channels(stack, other.org_id) == []
     assert stack.realtime.control.stats()["sockets"] == 0

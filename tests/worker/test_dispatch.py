@@ -37,8 +37,10 @@ def make_event(n: int, topic: str = "events", name: str = "thing.done") -> Event
 
 
 class Harness:
-    def __init__(self, registry: HandlerRegistry, **kw: Any) -> None:
-        self.clock = FakeClock(autojump=True)
+    def __init__(
+        self, registry: HandlerRegistry, clock: FakeClock | None = None, **kw: Any
+    ) -> None:
+        self.clock = clock or FakeClock(autojump=True)
         self.probe = MetricsProbe()
         self.done: list[tuple[int | None, Outcome]] = []
         self.contexts: list[Context] = []
@@ -286,8 +288,7 @@ async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
     async def failing(event: Event, ctx: Context) -> None:
         raise ValueError("try again later")
 
-    h = Harness(reg, concurrency=1, max_attempts=5)
-    h.dispatcher._clock = h.clock = FakeClock()  # manual: the backoff never ends
+    h = Harness(reg, FakeClock(), concurrency=1, max_attempts=5)  # manual: backoffs never end
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(h.dispatcher.run)
