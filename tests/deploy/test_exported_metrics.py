@@ -17,10 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from devstack.stack import Stack
 from tests.deploy._metrics import COUNTERS, EXPORTED, GAUGES, HISTOGRAMS, PREFIX, SCRAPE
 from tests.deploy._promql import metric_names
-from tests.deploy._worker import running_worker, scrape
+from tests.deploy._worker import scrape
 from tests.deploy.test_grafana import expressions
 from tests.deploy.test_prometheus_rules import alerts
-from tests.e2e.conftest import eventually, insert_events, provision
+from tests.e2e.conftest import insert_events, provision, run_worker
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -78,7 +79,7 @@ def matcher_problems(exprs: list[str], exported: dict[str, Labels]) -> list[str]
 
 async def test_a_real_worker_exports_exactly_what_the_deploy_files_read(stack: Stack) -> None:
     org = provision(stack, "Exported")
-    async with running_worker(stack, org) as worker:
+    async with run_worker(stack, org, WORKER_HANDLERS="worker.handlers.log") as worker:
         await insert_events(stack.database_url, org.org_id, 3)
 
         def handled() -> float:
@@ -86,7 +87,7 @@ async def test_a_real_worker_exports_exactly_what_the_deploy_files_read(stack: S
             sample = "realtime_worker_events_handled_total"
             return worker.metrics_registry.get_sample_value(sample, labels) or 0.0
 
-        await eventually(lambda: handled() >= 3, 20, "three events handled")
+        await eventually(lambda: handled() >= 3, timeout_s=20, message="three events handled")
         text = await scrape(worker)
     types, exported = exposition_index(text)
 

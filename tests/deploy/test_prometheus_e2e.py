@@ -22,9 +22,9 @@ from devstack.stack import Stack
 from tests.deploy._metrics import EXPORTED, PREFIX
 from tests.deploy._prometheus import JOB, Prometheus, prometheus_server, tail
 from tests.deploy._tools import DEPLOY, import_or_fail, tool
-from tests.deploy._worker import running_worker, until
+from tests.deploy._worker import until
 from tests.deploy.test_grafana import expressions
-from tests.e2e.conftest import Org, provision
+from tests.e2e.conftest import Org, provision, run_worker
 from worker import __version__
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -59,7 +59,7 @@ async def test_prometheus_scrapes_the_worker_and_fires_the_token_alert(
     tool("prometheus")  # a missing binary fails here, naming scripts/install-tools
     org = provision(stack, "Observed")
     rules = rules_for_test(tmp_path)
-    async with running_worker(stack, org, **TOKEN_ENV) as worker:
+    async with run_worker(stack, org, WORKER_HANDLERS="worker.handlers.log", **TOKEN_ENV) as worker:
         target = f"127.0.0.1:{worker.http_port}"
         async with prometheus_server(tmp_path, target=target, org=org.org_id, rules=rules) as prom:
             try:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 import asyncpg
 import pytest
 
+import worker
 from devstack.postgres import Server
 from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
-from worker import Context, Event, HandlerRegistry
+from worker import Context, Event, HandlerRegistry, Settings, Worker
+from worker.realtime import SupervisorTiming
 
 
 @pytest.fixture
@@ -73,6 +75,26 @@ def worker_env(stack: Stack, org: Org, **overrides: str) -> dict[str, str]:
     return env | overrides
 
 
+def run_worker(
+    stack: Stack,
+    org: Org,
+    registry: HandlerRegistry | None = None,
+    *,
+    ready_timeout_s: float | None = 30.0,
+    supervisor_timing: SupervisorTiming | None = None,
+    **env: str,
+) -> AbstractAsyncContextManager[Worker]:
+    """``worker.running`` for a worker of ``org`` on ``stack``, configured by
+    ``worker_env(stack, org, **env)``: ``registry``'s handlers (else those ``WORKER_HANDLERS``
+    names), ready within ``ready_timeout_s`` (None: only started), stopped on leaving."""
+    return worker.running(
+        Settings.from_env(worker_env(stack, org, **env)),
+        ready_timeout_s=ready_timeout_s,
+        registry=registry,
+        supervisor_timing=supervisor_timing,
+    )
+
+
 async def insert_events(
     database_url: str, org_id: str, count: int, topic: str = "events", event: str = "task.created"
 ) -> list[int]:
@@ -107,16 +129,6 @@ async def insert_burst(database_url: str, org_id: str, count: int) -> list[int]:
     finally:
         await conn.close()
     return [r["id"] for r in rows]
-
-
-async def eventually(
-    predicate: Callable[[], Any], timeout_s: float = 30.0, message: str = "condition"
-) -> None:
-    """Wait for ``predicate()`` to be truthy, polling, under a deadline."""
-    with anyio.fail_after(timeout_s):
-        while not predicate():  # noqa: ASYNC110 - polling state that has no event to await
-            await anyio.sleep(0.05)
-    assert predicate(), message
 
 
 class Recorder:

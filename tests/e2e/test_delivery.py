@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import asyncpg
@@ -12,17 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import (
-    Org,
-    Recorder,
-    eventually,
-    insert_burst,
-    insert_events,
-    provision,
-    worker_env,
-)
+from tests.e2e.conftest import Org, Recorder, insert_burst, insert_events, provision, run_worker
 from worker.app import Worker
-from worker.settings import Settings
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -37,18 +27,6 @@ FAST = {
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(f"realtime_worker_{name}", labels) or 0.0
-
-
-@asynccontextmanager
-async def running(stack: Stack, org: Org, recorder: Recorder, **env: str) -> AsyncIterator[Worker]:
-    settings = Settings.from_env(worker_env(stack, org, **(FAST | env)))
-    worker = Worker(settings, registry=recorder.registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready at start")
-        yield worker
-        stop.set()
 
 
 def passes(worker: Worker) -> int:
@@ -70,13 +48,17 @@ async def test_events_missed_while_realtime_is_down_are_handled_once_in_outbox_o
     org = provision(stack, "Acme")
     recorder = Recorder(TOPICS)
     control = stack.realtime.control
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         control.freeze_all(True)  # frames are dropped, pings unanswered
         during = await insert_across_topics(stack, org, 6)
-        await eventually(lambda: set(recorder.ids()) >= set(during), 30, "caught up")
+        await eventually(
+            lambda: set(recorder.ids()) >= set(during), timeout_s=30, message="caught up"
+        )
         control.freeze_all(False)
         after = await insert_across_topics(stack, org, 2)  # live again (and caught up too)
-        await eventually(lambda: set(recorder.ids()) >= set(after), 30, "handled after")
+        await eventually(
+            lambda: set(recorder.ids()) >= set(after), timeout_s=30, message="handled after"
+        )
         assert sample(worker.metrics_registry, "events_caught_up_total") >= len(during)
     assert sorted(recorder.ids()) == sorted(during + after)  # each exactly once
     for topic in TOPICS:
@@ -100,14 +82,18 @@ async def test_a_restart_mid_stream_loses_nothing_and_repeats_only_what_was_in_f
     async with anyio.create_task_group() as tg:
         tg.start_soon(produce)
         # A zero grace cancels what is in flight at the stop, like a kill mid-handler.
-        async with running(stack, org, first, WORKER_SHUTDOWN_GRACE_SECONDS="0"):
-            await eventually(lambda: len(first.finished) >= 10, 30, "first worker busy")
-        async with running(stack, org, second) as worker:
+        async with run_worker(
+            stack, org, first.registry, **(FAST | {"WORKER_SHUTDOWN_GRACE_SECONDS": "0"})
+        ):
+            await eventually(
+                lambda: len(first.finished) >= 10, timeout_s=30, message="first worker busy"
+            )
+        async with run_worker(stack, org, second.registry, **FAST) as worker:
             await done_inserting.wait()
             await eventually(
                 lambda: set(inserted) <= first.finished_ids() | second.finished_ids(),
-                30,
-                "every event handled by one worker or the other",
+                timeout_s=30,
+                message="every event handled by one worker or the other",
             )
             assert worker.delivery is not None
     in_flight = {e.event_id for e in first.events} - first.finished_ids()
@@ -124,7 +110,9 @@ async def test_an_id_committed_after_a_higher_one_is_not_skipped(stack: Stack) -
     recorder = Recorder(TOPICS)
     # Realtime frozen: only catch-up can deliver. A settle window longer than the gap
     # between A's id allocation and its commit, as in production.
-    async with running(stack, org, recorder, WORKER_SETTLE_SECONDS="6") as worker:
+    async with run_worker(
+        stack, org, recorder.registry, **(FAST | {"WORKER_SETTLE_SECONDS": "6"})
+    ) as worker:
         stack.realtime.control.freeze_all(True)
         conn_a = await asyncpg.connect(stack.database_url)
         conn_b = await asyncpg.connect(stack.database_url)
@@ -135,15 +123,21 @@ async def test_an_id_committed_after_a_higher_one_is_not_skipped(stack: Stack) -
             id_a = await _insert(conn_a, org.org_id)
             id_b = await _insert(conn_b, org.org_id)
             await tx_b.commit()
-            await eventually(lambda: id_b in recorder.ids(), 15, "the higher id handled")
+            await eventually(
+                lambda: id_b in recorder.ids(), timeout_s=15, message="the higher id handled"
+            )
             after_b = passes(worker)
-            await eventually(lambda: passes(worker) >= after_b + 1, 15, "one more pass")
+            await eventually(
+                lambda: passes(worker) >= after_b + 1, timeout_s=15, message="one more pass"
+            )
             await tx_a.commit()
         finally:
             await conn_a.close()
             await conn_b.close()
         assert id_a < id_b
-        await eventually(lambda: id_a in recorder.ids(), 15, "the lower id handled")
+        await eventually(
+            lambda: id_a in recorder.ids(), timeout_s=15, message="the lower id handled"
+        )
         stack.realtime.control.freeze_all(False)
     assert sorted(recorder.ids()) == [id_a, id_b]
 
@@ -164,7 +158,7 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
     org = provision(stack, "Acme")
     recorder = Recorder(TOPICS, delay_s=0.01)
     env = {"WORKER_QUEUE_SIZE": "5", "WORKER_CONCURRENCY": "1"}
-    async with running(stack, org, recorder, **env) as worker:
+    async with run_worker(stack, org, recorder.registry, **(FAST | env)) as worker:
         registry = worker.metrics_registry
         assert worker.dispatcher is not None
         dispatcher = worker.dispatcher
@@ -180,11 +174,13 @@ async def test_a_flood_beyond_the_queue_is_dropped_live_then_caught_up_in_bounde
             inserted = await insert_burst(stack.database_url, org.org_id, 300)
             await eventually(
                 lambda: sample(registry, "events_received_total", topic="events") >= 300,
-                10,
-                "the listener took every live frame",
+                timeout_s=10,
+                message="the listener took every live frame",
             )
             handled_then = len(recorder.ids())
-            await eventually(lambda: set(recorder.ids()) >= set(inserted), 60, "all handled")
+            await eventually(
+                lambda: set(recorder.ids()) >= set(inserted), timeout_s=60, message="all handled"
+            )
             tg.cancel_scope.cancel()
         assert sample(registry, "events_dropped_live_total") > 0
         assert sample(registry, "events_caught_up_total") > 0
@@ -202,28 +198,32 @@ async def test_events_missed_during_a_clerk_outage_past_token_expiry_are_handled
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder(TOPICS)
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         assert worker.tokens is not None
         assert worker.supervisor is not None
         tokens, supervisor = worker.tokens, worker.supervisor
         registry = worker.metrics_registry
         stack.clerk.fail_next_tokens(10_000, 503)
-        await eventually(lambda: tokens.state == "expired", 15, "the token expired")
+        await eventually(
+            lambda: tokens.state == "expired", timeout_s=15, message="the token expired"
+        )
         await eventually(
             lambda: all(c.state != "joined" for c in supervisor.statistics().channels),
-            15,
-            "the server closed the channels",
+            timeout_s=15,
+            message="the server closed the channels",
         )
         early = await insert_across_topics(stack, org, 2)  # no live path any more
         # The data API allows 30 s of clock skew past exp; then catch-up is refused too.
         await eventually(
             lambda: sample(registry, "outbox_failures_total", operation="catchup") >= 1,
-            60,
-            "catch-up refused on the expired token",
+            timeout_s=60,
+            message="catch-up refused on the expired token",
         )
         late = await insert_across_topics(stack, org, 2)  # neither path works now
         stack.clerk.clear_faults()
         inserted = early + late
-        await eventually(lambda: set(recorder.ids()) >= set(inserted), 60, "all handled")
+        await eventually(
+            lambda: set(recorder.ids()) >= set(inserted), timeout_s=60, message="all handled"
+        )
         assert sample(registry, "events_caught_up_total") >= len(inserted)
     assert sorted(recorder.ids()) == sorted(inserted)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -15,11 +14,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker, worker_env
 from worker.app import Worker
 from worker.errors import TokenRejected
 from worker.realtime.link import CLOSE_LABELS as CLOSE_REASONS
 from worker.settings import Settings
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -39,18 +39,6 @@ def channel_closes(registry: CollectorRegistry, topic: str = "events") -> float:
     )
 
 
-@asynccontextmanager
-async def running(stack: Stack, org: Org, **env: str) -> AsyncIterator[tuple[Worker, Recorder]]:
-    recorder = Recorder()
-    worker = Worker(Settings.from_env(worker_env(stack, org, **env)), registry=recorder.registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready at start")
-        yield worker, recorder
-        stop.set()
-
-
 async def readyz(worker: Worker) -> int:
     async with httpx.AsyncClient() as http:
         return (await http.get(f"http://127.0.0.1:{worker.http_port}/readyz")).status_code
@@ -68,10 +56,10 @@ async def test_clerk_outage_within_token_lifetime_is_ridden_out_without_channel_
 ) -> None:
     org = provision(stack, "Acme")
     # A 5 s token refreshed with 3.5 s still left: room for ~2 s of Clerk failures.
-    async with running(stack, org, WORKER_TOKEN_REFRESH_MARGIN_SECONDS="3.5") as (
-        worker,
-        recorder,
-    ):
+    recorder = Recorder()
+    async with run_worker(
+        stack, org, recorder.registry, WORKER_TOKEN_REFRESH_MARGIN_SECONDS="3.5"
+    ) as worker:
         registry = worker.metrics_registry
         http_errors = counter(registry, "realtime_worker_token_refresh_total", result="http_error")
         successes = counter(registry, "realtime_worker_token_refresh_total", result="success")
@@ -79,23 +67,33 @@ async def test_clerk_outage_within_token_lifetime_is_ridden_out_without_channel_
         tokens = worker.tokens
 
         stack.clerk.fail_next_tokens(1000, 503)
-        await eventually(lambda: http_errors() >= 1, 10, "a refresh failed with 503")
+        await eventually(
+            lambda: http_errors() >= 1, timeout_s=10, message="a refresh failed with 503"
+        )
         held = tokens.current
         assert held is not None
         successes_during = successes()
         inserted = await insert_events(stack.database_url, org.org_id, 5)
-        await eventually(lambda: http_errors() >= 2, 10, "the worker retried")
+        await eventually(lambda: http_errors() >= 2, timeout_s=10, message="the worker retried")
         # Everything above happened inside the outage, on the still-valid token.
         assert successes() == successes_during
         assert tokens.current is held
         assert time.time() < held.expires_at
 
         stack.clerk.clear_faults()
-        await eventually(lambda: successes() > successes_during, 10, "refresh succeeded again")
+        await eventually(
+            lambda: successes() > successes_during, timeout_s=10, message="refresh succeeded again"
+        )
         assert tokens.current is not held
         # The server re-checks the old token at its exp: let that moment pass.
-        await eventually(lambda: time.time() > held.expires_at + 1, 10, "old token's exp passed")
-        await eventually(lambda: set(recorder.ids()) >= set(inserted), 10, "events handled")
+        await eventually(
+            lambda: time.time() > held.expires_at + 1,
+            timeout_s=10,
+            message="old token's exp passed",
+        )
+        await eventually(
+            lambda: set(recorder.ids()) >= set(inserted), timeout_s=10, message="events handled"
+        )
         assert sorted(recorder.ids()) == sorted(inserted)
         assert channel_closes(registry) == 0
         assert worker.checks.failures() == {}
@@ -105,7 +103,8 @@ async def test_clerk_outage_past_expiry_closes_the_channel_then_the_worker_recov
     stack: Stack,
 ) -> None:
     org = provision(stack, "Acme")
-    async with running(stack, org) as (worker, recorder):
+    recorder = Recorder()
+    async with run_worker(stack, org, recorder.registry) as worker:
         registry = worker.metrics_registry
         assert worker.tokens is not None
         tokens = worker.tokens
@@ -113,7 +112,9 @@ async def test_clerk_outage_past_expiry_closes_the_channel_then_the_worker_recov
         assert supervisor is not None
 
         stack.clerk.fail_next_tokens(1000, 503)
-        await eventually(lambda: tokens.state == "expired", 15, "the token expired")
+        await eventually(
+            lambda: tokens.state == "expired", timeout_s=15, message="the token expired"
+        )
 
         def channel_lost() -> bool:
             expired = sample(
@@ -124,16 +125,20 @@ async def test_clerk_outage_past_expiry_closes_the_channel_then_the_worker_recov
             )
             return expired >= 1 or supervisor.statistics().channels[0].state != "joined"
 
-        await eventually(channel_lost, 15, "the server closed the channel")
+        await eventually(channel_lost, timeout_s=15, message="the server closed the channel")
         failures = worker.checks.failures()
         assert "token.fresh" in failures
         assert await readyz(worker) == 503
 
         stack.clerk.clear_faults()
-        await eventually(lambda: worker.checks.failures() == {}, 75, "ready again")
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=75, message="ready again"
+        )
         assert await readyz(worker) == 200
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(lambda: set(recorder.ids()) >= set(inserted), 15, "events handled")
+        await eventually(
+            lambda: set(recorder.ids()) >= set(inserted), timeout_s=15, message="events handled"
+        )
 
 
 async def test_repeated_socket_drops_are_survived_by_reconnecting_and_rejoining(
@@ -141,7 +146,8 @@ async def test_repeated_socket_drops_are_survived_by_reconnecting_and_rejoining(
 ) -> None:
     org = provision(stack, "Acme")
     control = stack.realtime.control
-    async with running(stack, org) as (worker, recorder):
+    recorder = Recorder()
+    async with run_worker(stack, org, recorder.registry) as worker:
         # Six abrupt drops in a row, each as soon as the worker has rejoined on a new socket
         # (a new join ref on the server). Each reconnect succeeds at once, so this does not
         # exhaust the client's max_retries (that counts failed connects within one outage).
@@ -152,14 +158,18 @@ async def test_repeated_socket_drops_are_survived_by_reconnecting_and_rejoining(
             return bool(refs - seen)
 
         for n in range(6):
-            await eventually(rejoined, 30, f"rejoined before drop {n}")
+            await eventually(rejoined, timeout_s=30, message=f"rejoined before drop {n}")
             seen |= {c["join_ref"] for c in org_channels(stack, org.org_id, details=True)}
             assert control.drop_all() >= 1
-        await eventually(rejoined, 30, "rejoined after the last drop")
-        await eventually(lambda: worker.checks.failures() == {}, 60, "ready again")
+        await eventually(rejoined, timeout_s=30, message="rejoined after the last drop")
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=60, message="ready again"
+        )
         assert control.stats()["sockets"] == 1
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(lambda: set(recorder.ids()) >= set(inserted), 15, "events handled")
+        await eventually(
+            lambda: set(recorder.ids()) >= set(inserted), timeout_s=15, message="events handled"
+        )
         # Every drop healed by the client is counted, even several within one tick.
         await eventually(
             lambda: (
@@ -170,8 +180,8 @@ async def test_repeated_socket_drops_are_survived_by_reconnecting_and_rejoining(
                 )
                 >= 6
             ),
-            10,
-            "six reconnects counted",
+            timeout_s=10,
+            message="six reconnects counted",
         )
 
 

@@ -12,10 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import Org, Recorder, insert_events, provision, run_worker, worker_env
 from worker import Context, Event, HandlerRegistry
 from worker.app import Worker
-from worker.settings import Settings
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
@@ -26,14 +26,11 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def running_worker(stack: Stack) -> AsyncIterator[tuple[Worker, Recorder, Org]]:
+    """A started worker of a new org (the tests wait for readiness themselves)."""
     org = provision(stack, "Acme")
     recorder = Recorder()
-    worker = Worker(Settings.from_env(worker_env(stack, org)), registry=recorder.registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
+    async with run_worker(stack, org, recorder.registry, ready_timeout_s=None) as worker:
         yield worker, recorder, org
-        stop.set()
 
 
 async def test_worker_handles_every_event_across_six_token_lifetimes_without_channel_loss(
@@ -48,7 +45,9 @@ async def test_worker_handles_every_event_across_six_token_lifetimes_without_cha
         while anyio.current_time() - start < 31:  # six 5 s token lifetimes, and a bit
             inserted += await insert_events(stack.database_url, org.org_id, 2)
             await anyio.sleep(0.5)  # pacing the producer, not waiting for a result
-    await eventually(lambda: set(recorder.ids()) >= set(inserted), 20, "every event handled")
+    await eventually(
+        lambda: set(recorder.ids()) >= set(inserted), timeout_s=20, message="every event handled"
+    )
     assert sorted(recorder.ids()) == sorted(inserted)  # each exactly once
     closes = sum(
         sample(registry, "realtime_worker_channel_closes_total", topic="events", reason=r)
@@ -71,7 +70,7 @@ async def test_worker_reports_ready_and_status_without_secrets(
     worker, _, org = running_worker
     base = f"http://127.0.0.1:{worker.http_port}"
     async with httpx.AsyncClient() as http:
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready")
+        await eventually(lambda: worker.checks.failures() == {}, timeout_s=20, message="ready")
         ready = await http.get(f"{base}/readyz")
         status = await http.get(f"{base}/status")
         metrics = await http.get(f"{base}/metrics")
@@ -93,7 +92,7 @@ async def test_another_orgs_events_never_reach_the_worker(
     other = provision(stack, "Globex")
     foreign = await insert_events(stack.database_url, other.org_id, 3)
     marker = await insert_events(stack.database_url, org.org_id, 1)
-    await eventually(lambda: marker[0] in recorder.ids(), 20, "own event handled")
+    await eventually(lambda: marker[0] in recorder.ids(), timeout_s=20, message="own event handled")
     assert not set(foreign) & set(recorder.ids())
     assert all(e.org_id == org.org_id for e in recorder.events)
 
@@ -125,23 +124,21 @@ async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: 
         handled.append(event.event_id)
 
     registry.add("events", "*", handle)
-    env = worker_env(
+    async with run_worker(
         stack,
         org,
+        registry,
         WORKER_HANDLER_TIMEOUT_SECONDS="0.5",
         WORKER_HANDLER_MAX_ATTEMPTS="2",
         WORKER_CONCURRENCY="2",
-    )
-    worker = Worker(Settings.from_env(env), registry=registry)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready")
+    ) as worker:
         await insert_events(stack.database_url, org.org_id, 2, event="hang")
         await insert_events(stack.database_url, org.org_id, 2, event="boom")
         good = await insert_events(stack.database_url, org.org_id, 5, event="ok")
         registry_ = worker.metrics_registry
-        await eventually(lambda: set(handled) >= set(good), 20, "good events handled")
+        await eventually(
+            lambda: set(handled) >= set(good), timeout_s=20, message="good events handled"
+        )
         await eventually(
             lambda: (
                 sample(
@@ -152,8 +149,8 @@ async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: 
                 )
                 >= 4
             ),
-            20,
-            "bad events dead-lettered",
+            timeout_s=20,
+            message="bad events dead-lettered",
         )
         assert (
             sample(
@@ -161,4 +158,3 @@ async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: 
             )
             >= 5
         )
-        stop.set()

@@ -1,4 +1,7 @@
-"""Helpers of the fault suite: a recording handler, a running in-process worker, metrics."""
+"""Helpers of the fault suite: metrics, probes, and the worker as a subprocess.
+
+An in-process worker is ``tests.e2e.conftest.run_worker`` (``worker.running``).
+"""
 
 from __future__ import annotations
 
@@ -18,10 +21,7 @@ from anyio.abc import Process
 from prometheus_client import CollectorRegistry
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, eventually, worker_env
 from worker.app import Worker
-from worker.realtime.supervisor import SupervisorTiming
-from worker.settings import Settings
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -31,32 +31,6 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 def metric(worker: Worker, name: str, **labels: str) -> Callable[[], float]:
     return lambda: sample(worker.metrics_registry, name, **labels)
-
-
-@asynccontextmanager
-async def running(
-    stack: Stack,
-    org: Org,
-    recorder: Recorder | None = None,
-    *,
-    ready: bool = True,
-    timing: SupervisorTiming | None = None,
-    **env: str,
-) -> AsyncIterator[Worker]:
-    """An in-process worker of ``org`` (ready at start unless ``ready=False``), stopped after."""
-    recorder = recorder or Recorder()
-    worker = Worker(
-        Settings.from_env(worker_env(stack, org, **env)),
-        registry=recorder.registry,
-        supervisor_timing=timing,
-    )
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run, stop)
-        if ready:
-            await eventually(lambda: worker.checks.failures() == {}, 20, "ready at start")
-        yield worker
-        stop.set()
 
 
 async def get(worker: Worker, path: str) -> httpx.Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,16 +23,18 @@ from devstack.rest import DataApi
 from devstack.stack import Stack
 from tests.e2e.conftest import (
     Org,
-    eventually,
+    Recorder,
     insert_burst,
     insert_events,
     provision,
+    run_worker,
     worker_env,
 )
 from tests.faults.recording_handlers import read_record
-from tests.faults.support import Recorder, WorkerProcess, metric, org_subs, readyz, running
+from tests.faults.support import WorkerProcess, metric, org_subs, readyz
 from worker import Context, Event
 from worker.app import Worker
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -82,14 +84,6 @@ def covers(checkpoint: Checkpoint | None, event_id: int) -> bool:
     return event_id <= low or event_id in above
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, message: str) -> None:
-    """``eventually`` for an async predicate (polled under a deadline)."""
-    with anyio.fail_after(timeout_s):
-        while not await predicate():  # noqa: ASYNC110 - polling a database row
-            await anyio.sleep(0.1)
-    assert await predicate(), message
-
-
 def anchored(worker: Worker) -> bool:
     """The worker's catch-up has loaded the saved checkpoint."""
     assert worker.delivery is not None
@@ -133,13 +127,17 @@ async def test_live_events_are_handled_while_the_data_api_is_down_and_failures_a
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
-        await eventually(lambda: anchored(worker), 10, "checkpoint loaded")
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
+        await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         catchup_failures = metric(worker, "outbox_failures_total", operation="catchup")
         data_api(stack).fail_next(FOREVER, 503)
         inserted = await insert_events(stack.database_url, org.org_id, 5)
-        await eventually(recorder.handled(inserted), 10, "handled live without the data API")
-        await eventually(lambda: catchup_failures() >= 2, 15, "catch-up failures counted")
+        await eventually(
+            recorder.handled(inserted), timeout_s=10, message="handled live without the data API"
+        )
+        await eventually(
+            lambda: catchup_failures() >= 2, timeout_s=15, message="catch-up failures counted"
+        )
         assert await readyz(worker) == 200  # the live path works: readiness stays true
         assert metric(worker, "events_caught_up_total")() == 0  # all came live
         data_api(stack).clear_faults()
@@ -151,27 +149,39 @@ async def test_failing_checkpoint_saves_are_counted_keep_the_old_checkpoint_and_
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         before = await insert_events(stack.database_url, org.org_id, 2)
 
         async def saved_low_reaches(event_id: int) -> bool:
             checkpoint = await saved_checkpoint(stack, org)
             return checkpoint is not None and checkpoint[0] >= event_id
 
-        await until(lambda: saved_low_reaches(max(before)), 15, "the first events checkpointed")
+        await eventually(
+            lambda: saved_low_reaches(max(before)),
+            timeout_s=15,
+            message="the first events checkpointed",
+            poll_s=0.1,
+        )
         save_failures = metric(worker, "outbox_failures_total", operation="save")
         async with checkpoint_history(stack, org) as samples:
             data_api(stack).fail_next(FOREVER, 503, target="rpc/save_worker_checkpoint")
             during = await insert_events(stack.database_url, org.org_id, 3)
-            await eventually(recorder.handled(during), 10, "handled live")
-            await eventually(lambda: save_failures() >= 2, 15, "failed saves counted")
+            await eventually(recorder.handled(during), timeout_s=10, message="handled live")
+            await eventually(
+                lambda: save_failures() >= 2, timeout_s=15, message="failed saves counted"
+            )
             held = await saved_checkpoint(stack, org)
             assert held is not None
             assert held[0] >= max(before)  # the saved checkpoint is still there
             assert not any(covers(held, i) for i in during)  # no save got through
             assert metric(worker, "outbox_failures_total", operation="catchup")() == 0
             data_api(stack).clear_faults()
-            await until(lambda: saved_low_reaches(max(during)), 15, "the checkpoint caught up")
+            await eventually(
+                lambda: saved_low_reaches(max(during)),
+                timeout_s=15,
+                message="the checkpoint caught up",
+                poll_s=0.1,
+            )
         assert_never_lost_nor_moved_back(samples)
     assert sorted(recorder.ids()) == sorted(before + during)
 
@@ -181,26 +191,40 @@ async def test_after_a_data_api_outage_with_realtime_also_down_missed_events_are
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         before = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(before), 10, "handled live")
+        await eventually(recorder.handled(before), timeout_s=10, message="handled live")
 
         async def saved_low_reaches(event_id: int) -> bool:
             checkpoint = await saved_checkpoint(stack, org)
             return checkpoint is not None and checkpoint[0] >= event_id
 
-        await until(lambda: saved_low_reaches(max(before)), 15, "checkpoint saved")
+        await eventually(
+            lambda: saved_low_reaches(max(before)),
+            timeout_s=15,
+            message="checkpoint saved",
+            poll_s=0.1,
+        )
         catchup_failures = metric(worker, "outbox_failures_total", operation="catchup")
         async with checkpoint_history(stack, org) as samples:
             data_api(stack).fail_next(FOREVER, 503)
             realtime(stack).freeze_all(True)  # broadcasts dropped: neither path delivers
             during = await insert_events(stack.database_url, org.org_id, 4)
-            await eventually(lambda: catchup_failures() >= 2, 15, "catch-up failing")
+            await eventually(
+                lambda: catchup_failures() >= 2, timeout_s=15, message="catch-up failing"
+            )
             assert not set(during) & set(recorder.ids())  # the outage was real
             data_api(stack).clear_faults()
             realtime(stack).freeze_all(False)
-            await eventually(recorder.handled(during), 30, "caught up after recovery")
-            await until(lambda: saved_low_reaches(max(during)), 15, "checkpoint caught up")
+            await eventually(
+                recorder.handled(during), timeout_s=30, message="caught up after recovery"
+            )
+            await eventually(
+                lambda: saved_low_reaches(max(during)),
+                timeout_s=15,
+                message="checkpoint caught up",
+                poll_s=0.1,
+            )
         assert_never_lost_nor_moved_back(samples)
         assert metric(worker, "events_caught_up_total")() >= len(during)
     assert sorted(recorder.ids()) == sorted(before + during)  # each exactly once
@@ -213,16 +237,24 @@ async def test_a_data_api_call_hanging_past_the_client_timeout_is_counted_then_c
     recorder = Recorder()
     api = data_api(stack)
     # Heartbeats slower than the test: the frozen socket is not rebuilt meanwhile.
-    async with running(stack, org, recorder, REALTIME_HEARTBEAT_SECONDS="60", **FAST) as worker:
-        await eventually(lambda: anchored(worker), 10, "checkpoint loaded")
+    async with run_worker(
+        stack, org, recorder.registry, REALTIME_HEARTBEAT_SECONDS="60", **FAST
+    ) as worker:
+        await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         catchup_failures = metric(worker, "outbox_failures_total", operation="catchup")
         realtime(stack).freeze_all(True)  # only catch-up can deliver
         api.hang_next(1, 60, target="rpc/outbox_position")
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(lambda: api.faults.played == 1, 5, "a catch-up pass is held")
+        await eventually(
+            lambda: api.faults.played == 1, timeout_s=5, message="a catch-up pass is held"
+        )
         # The data client gives up after 10 s; the pass is retried with backoff.
-        await eventually(lambda: catchup_failures() >= 1, 20, "the timeout is counted")
-        await eventually(recorder.handled(inserted), 10, "caught up after the hang")
+        await eventually(
+            lambda: catchup_failures() >= 1, timeout_s=20, message="the timeout is counted"
+        )
+        await eventually(
+            recorder.handled(inserted), timeout_s=10, message="caught up after the hang"
+        )
         realtime(stack).freeze_all(False)
     assert sorted(recorder.ids()) == sorted(inserted)
 
@@ -249,8 +281,12 @@ async def worker_process(
     worker = WorkerProcess(env)
     async with worker.run():
         try:
-            await eventually(lambda: worker.http_port is not None, 30, "the worker started")
-            await eventually(lambda: org_subs(stack, org.org_id) != [], 20, "joined")
+            await eventually(
+                lambda: worker.http_port is not None, timeout_s=30, message="the worker started"
+            )
+            await eventually(
+                lambda: org_subs(stack, org.org_id) != [], timeout_s=20, message="joined"
+            )
             yield worker
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -274,7 +310,9 @@ async def test_sigterm_saves_a_checkpoint_covering_handled_events_and_a_new_work
     )
     async with worker_process(stack, org, env) as first:
         inserted = await insert_events(stack.database_url, org.org_id, 10)
-        await eventually(lambda: set(read_record(record).done) >= set(inserted), 20, "handled")
+        await eventually(
+            lambda: set(read_record(record).done) >= set(inserted), timeout_s=20, message="handled"
+        )
         assert await saved_checkpoint(stack, org) is None  # nothing saved before the signal
         first.terminate()
     assert first.returncode == 0, first.text()[-3000:]
@@ -283,10 +321,10 @@ async def test_sigterm_saves_a_checkpoint_covering_handled_events_and_a_new_work
     assert all(covers(saved, i) for i in inserted), (saved, inserted)
 
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as second:
-        await eventually(lambda: passes(second) >= 1, 15, "a full catch-up pass")
+    async with run_worker(stack, org, recorder.registry, **FAST) as second:
+        await eventually(lambda: passes(second) >= 1, timeout_s=15, message="a full catch-up pass")
         marker = await insert_events(stack.database_url, org.org_id, 1)
-        await eventually(recorder.handled(marker), 10, "a new event handled")
+        await eventually(recorder.handled(marker), timeout_s=10, message="a new event handled")
     assert recorder.ids() == marker  # none of the first worker's events again
 
 
@@ -303,8 +341,15 @@ async def test_sigkill_mid_burst_loses_nothing_and_repeats_keep_their_idempotenc
 
     async with worker_process(stack, org, recording_env(stack, org, first_log, **slow)) as first:
         inserted = await insert_burst(stack.database_url, org.org_id, 50)
-        await eventually(lambda: len(read_record(first_log).done) >= 10, 20, "mid-burst")
-        await until(checkpoint_saved_mid_burst, 10, "a checkpoint saved during the burst")
+        await eventually(
+            lambda: len(read_record(first_log).done) >= 10, timeout_s=20, message="mid-burst"
+        )
+        await eventually(
+            checkpoint_saved_mid_burst,
+            timeout_s=10,
+            message="a checkpoint saved during the burst",
+            poll_s=0.1,
+        )
         assert first.process is not None
         first.process.kill()
     at_kill = read_record(first_log)
@@ -315,8 +360,8 @@ async def test_sigkill_mid_burst_loses_nothing_and_repeats_keep_their_idempotenc
     async with worker_process(stack, org, env) as second:
         await eventually(
             lambda: set(inserted) <= set(at_kill.done) | set(read_record(second_log).done),
-            30,
-            "every event handled by one worker or the other",
+            timeout_s=30,
+            message="every event handled by one worker or the other",
         )
         second.terminate()
     assert second.returncode == 0, second.text()[-3000:]
@@ -368,26 +413,34 @@ async def test_an_outbox_event_broadcast_again_live_is_handled_once_and_counted(
 ) -> None:
     org = provision(stack, "Acme")
     recorder = HeldRecorder()
-    async with running(stack, org, recorder, **FAST) as worker:
-        await eventually(lambda: anchored(worker), 10, "checkpoint loaded")
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
+        await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         # Catch-up cannot deliver anything: every copy below comes on the live path.
         data_api(stack).fail_next(FOREVER, 503, target="rpc/org_events_after")
         deduplicated = metric(worker, "events_deduplicated_total")
         received = metric(worker, "events_received_total", topic="events")
         (event_id,) = await insert_events(stack.database_url, org.org_id, 1)
-        await eventually(lambda: recorder.ids() == [event_id], 10, "the original in flight")
+        await eventually(
+            lambda: recorder.ids() == [event_id], timeout_s=10, message="the original in flight"
+        )
         copy = await outbox_broadcast_payload(stack, event_id)
         sub = f"org:{org.org_id}:events"
 
         realtime(stack).broadcast(sub, "task.created", copy)  # while the original runs
-        await eventually(lambda: deduplicated() == 1, 10, "the in-flight copy deduplicated")
+        await eventually(
+            lambda: deduplicated() == 1, timeout_s=10, message="the in-flight copy deduplicated"
+        )
         recorder.release.set()
-        await eventually(lambda: recorder.released == [event_id], 10, "the original done")
+        await eventually(
+            lambda: recorder.released == [event_id], timeout_s=10, message="the original done"
+        )
         realtime(stack).broadcast(sub, "task.created", copy)  # after it finished
-        await eventually(lambda: deduplicated() == 2, 10, "the late copy deduplicated")
+        await eventually(
+            lambda: deduplicated() == 2, timeout_s=10, message="the late copy deduplicated"
+        )
 
         marker = await insert_events(stack.database_url, org.org_id, 1)  # after the copies
-        await eventually(recorder.handled(marker), 10, "the next event handled")
+        await eventually(recorder.handled(marker), timeout_s=10, message="the next event handled")
         assert received() == 4
         data_api(stack).clear_faults()
     assert recorder.ids() == [event_id, *marker]

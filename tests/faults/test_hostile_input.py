@@ -14,14 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision
-from tests.faults.support import Recorder, metric, running
-from tests.worker.rt_fakes import FakeClock, MetricsProbe
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric
+from tests.worker.rt_fakes import MetricsProbe
 from worker.errors import TokenRejected
 from worker.events import RejectReason
 from worker.realtime import RealtimeAdapter
 from worker.realtime.frames import deliver
 from worker.realtime.intake import Intake
+from worker.testing import FakeClock, eventually
 from worker.tokens.verify import check_claims
 
 pytestmark = [pytest.mark.anyio]
@@ -74,14 +75,16 @@ async def test_each_hostile_broadcast_is_logged_counted_and_the_listener_keeps_g
     org = provision(stack, "Acme")
     sub = f"org:{org.org_id}:events"
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         losses = metric(worker, "realtime_reconnects_total", reason="closed")
         for name, event, payload, reason in hostile_cases(org.org_id):
             before = rejected(worker)
             logged = len(caplog.records)
             stack.realtime.control.broadcast(sub, event, payload)
             marker = await insert_events(stack.database_url, org.org_id, 1)
-            await eventually(recorder.handled(marker), 15, f"an event after: {name}")
+            await eventually(
+                recorder.handled(marker), timeout_s=15, message=f"an event after: {name}"
+            )
             delta = {r: n - before[r] for r, n in rejected(worker).items() if n != before[r]}
             assert delta == {reason: 1}, name
             lines = [
@@ -102,11 +105,13 @@ async def test_each_hostile_broadcast_is_logged_counted_and_the_listener_keeps_g
 async def test_broadcasts_on_topics_not_subscribed_never_reach_the_worker(stack: Stack) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         for sub in (f"org:{org.org_id}:other", f"org:{org.org_id}", "events", "realtime:x"):
             stack.realtime.control.broadcast(sub, "e", {"n": 1})
         marker = await insert_events(stack.database_url, org.org_id, 1)
-        await eventually(recorder.handled(marker), 15, "the next event is handled")
+        await eventually(
+            recorder.handled(marker), timeout_s=15, message="the next event is handled"
+        )
         assert [e.event_id for e in recorder.events] == marker
         assert metric(worker, "events_received_total", topic="events")() == 1
 
@@ -136,7 +141,7 @@ def test_the_intake_never_raises_and_counts_every_frame_exactly_once(
         org_id=ORG,
         topics=["events"],
         offer=lambda e: offered.append(e) is None,
-        clock=FakeClock(),
+        clock=FakeClock(autojump=True),
         metrics=probe.metrics,
     )
     intake(channel, message)  # type: ignore[arg-type]  # hostile on purpose

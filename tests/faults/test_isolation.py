@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision
-from tests.faults.support import Recorder, metric, org_subs, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric, org_subs
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -30,8 +31,8 @@ async def test_two_orgs_workers_never_cross_even_with_the_other_orgs_topic_names
     a_topics = ("events", "billing", b.org_id)
     recorder_a, recorder_b = Recorder(a_topics), Recorder(("events", "billing"))
     async with (
-        running(stack, a, recorder_a, WORKER_TOPICS=",".join(a_topics)) as worker_a,
-        running(stack, b, recorder_b, WORKER_TOPICS="events,billing") as worker_b,
+        run_worker(stack, a, recorder_a.registry, WORKER_TOPICS=",".join(a_topics)) as worker_a,
+        run_worker(stack, b, recorder_b.registry, WORKER_TOPICS="events,billing") as worker_b,
     ):
         assert worker_a.tokens is not None
         assert worker_b.tokens is not None
@@ -55,8 +56,8 @@ async def test_two_orgs_workers_never_cross_even_with_the_other_orgs_topic_names
         b_ids += await insert_events(stack.database_url, b.org_id, 3, topic="billing")
         a_ids = await insert_events(stack.database_url, a.org_id, 3)
         a_ids += await insert_events(stack.database_url, a.org_id, 3, topic="billing")
-        await eventually(recorder_a.handled(a_ids), 15, "A's events handled by A")
-        await eventually(recorder_b.handled(b_ids), 15, "B's events handled by B")
+        await eventually(recorder_a.handled(a_ids), timeout_s=15, message="A's events handled by A")
+        await eventually(recorder_b.handled(b_ids), timeout_s=15, message="B's events handled by B")
         assert sorted(recorder_a.ids()) == sorted(a_ids)
         assert sorted(recorder_b.ids()) == sorted(b_ids)
         assert {e.org_id for e in recorder_a.events} == {a.org_id}
@@ -70,14 +71,16 @@ async def test_a_token_for_another_org_mid_run_is_never_pushed_and_the_worker_go
     stack: Stack,
 ) -> None:
     a, b = provision(stack, "Acme"), provision(stack, "Globex")
-    async with running(stack, a) as worker:
+    async with run_worker(stack, a, Recorder().registry) as worker:
         tokens = worker.tokens
         assert tokens is not None
         invalid = metric(worker, "token_refresh_total", result="invalid_claims")
         sub = f"org:{a.org_id}:events"
 
         stack.clerk.set_token_org(a.session_id, b.org_id)
-        await eventually(lambda: invalid() >= 1, 10, "the foreign token is refused")
+        await eventually(
+            lambda: invalid() >= 1, timeout_s=10, message="the foreign token is refused"
+        )
         held = tokens.current
         assert held is not None
         assert held.org_id == a.org_id  # the old valid token is kept
@@ -85,7 +88,9 @@ async def test_a_token_for_another_org_mid_run_is_never_pushed_and_the_worker_go
         for ch in server_channels(stack, sub):
             assert ch.claims["o"]["id"] == a.org_id  # the foreign token never reached Realtime
 
-        await eventually(lambda: tokens.state == "expired", 15, "the kept token expires")
+        await eventually(
+            lambda: tokens.state == "expired", timeout_s=15, message="the kept token expires"
+        )
         assert time.time() >= held.expires_at
         assert "token.fresh" in worker.checks.failures()
         assert tokens.current is held  # still never replaced by the foreign one

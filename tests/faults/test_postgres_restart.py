@@ -25,8 +25,9 @@ from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
 from tests import published_table
 from tests.db.personas import ORG_A, PERSONAS
-from tests.e2e.conftest import eventually, insert_events, provision
-from tests.faults.support import Recorder, metric, readyz, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric, readyz
+from worker.testing import eventually
 
 pytestmark = [
     pytest.mark.anyio,
@@ -128,28 +129,40 @@ async def test_worker_recovers_from_a_postgres_restart_losing_and_repeating_noth
     stack = own_stack
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
         settled = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(settled), 15, "handled before the restart")
+        await eventually(
+            recorder.handled(settled), timeout_s=15, message="handled before the restart"
+        )
 
         # Mid-stream: committed, then Postgres goes away before they are surely delivered.
         before = await insert_events(stack.database_url, org.org_id, 5)
         await anyio.to_thread.run_sync(embedded.restart)
 
         after = await insert_events(stack.database_url, org.org_id, 5)
-        await eventually(recorder.handled(before), 30, "events from before the restart")
-        await eventually(recorder.handled(after), 30, "events from after the restart")
-        await eventually(lambda: worker.checks.failures() == {}, 30, "ready again")
+        await eventually(
+            recorder.handled(before), timeout_s=30, message="events from before the restart"
+        )
+        await eventually(
+            recorder.handled(after), timeout_s=30, message="events from after the restart"
+        )
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=30, message="ready again"
+        )
         assert await readyz(worker) == 200
 
         # Live again once the stand-in's LISTEN has reconnected, not only through catch-up.
         realtime = stack.realtime
         assert realtime is not None
-        await eventually(lambda: realtime.db_listening, 15, "the stand-in listens again")
+        await eventually(
+            lambda: realtime.db_listening, timeout_s=15, message="the stand-in listens again"
+        )
         caught_up = metric(worker, "events_caught_up_total")
         caught_up_before = caught_up()
         later = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(later), 15, "live delivery after the restart")
+        await eventually(
+            recorder.handled(later), timeout_s=15, message="live delivery after the restart"
+        )
         assert caught_up() == caught_up_before
 
     wanted = settled + before + after + later
@@ -177,14 +190,18 @@ async def test_postgres_changes_listener_reconnects_and_delivers_each_change_onc
             key="k", bindings=[bound], claims=PERSONAS["a_member"], deliver=deliver
         )
         await add_task(own_stack, "before")
-        await eventually(lambda: delivered == ["before"], 10, "delivered before the restart")
+        await eventually(
+            lambda: delivered == ["before"], timeout_s=10, message="delivered before the restart"
+        )
 
         await anyio.to_thread.run_sync(embedded.restart)
         # Right after the restart: heard live or found by the reconnect's catch-up, once.
         await add_task(own_stack, "during")
-        await eventually(lambda: "during" in delivered, 15, "delivered after the restart")
+        await eventually(
+            lambda: "during" in delivered, timeout_s=15, message="delivered after the restart"
+        )
         await add_task(own_stack, "after")
-        await eventually(lambda: "after" in delivered, 15, "delivered live again")
+        await eventually(lambda: "after" in delivered, timeout_s=15, message="delivered live again")
     finally:
         await changes.close()
     assert delivered == ["before", "during", "after"]

@@ -12,9 +12,10 @@ import asyncpg
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision
-from tests.faults.support import Recorder, channel, get, metric, org_subs, readyz, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import channel, get, metric, org_subs, readyz
 from worker.realtime.supervisor import SupervisorTiming
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -74,10 +75,12 @@ async def test_a_rate_limit_shutdown_is_counted_and_retried_no_sooner_than_the_f
 ) -> None:
     org = provision(stack, "Acme")
     sub = f"org:{org.org_id}:events"
-    async with running(stack, org) as worker:
+    async with run_worker(stack, org, Recorder().registry) as worker:
         assert stack.realtime.control.shutdown_topic(sub, "Too many messages per second") == 1
         closes = metric(worker, "channel_closes_total", topic="events", reason="rate_limited")
-        await eventually(lambda: closes() == 1, 10, "the close is counted as rate_limited")
+        await eventually(
+            lambda: closes() == 1, timeout_s=10, message="the close is counted as rate_limited"
+        )
         assert await readyz(worker) == 503
         status = (await get(worker, "/status")).json()
         (events,) = status["realtime"]["channels"]
@@ -94,12 +97,16 @@ async def test_after_a_rate_limit_shutdown_the_channel_rejoins_once_the_floor_ha
     recorder = Recorder()
     sub = f"org:{org.org_id}:events"
     timing = SupervisorTiming(rate_limit_floor_s=2.0, backoff_base_s=0.2, backoff_cap_s=2.0)
-    async with running(stack, org, recorder, timing=timing) as worker:
+    async with run_worker(stack, org, recorder.registry, supervisor_timing=timing) as worker:
         assert stack.realtime.control.shutdown_topic(sub, "Too many messages per second") == 1
-        await eventually(lambda: channel(worker).state != "joined", 10, "closed")
-        await eventually(lambda: worker.checks.failures() == {}, 20, "rejoined after the floor")
+        await eventually(lambda: channel(worker).state != "joined", timeout_s=10, message="closed")
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=20, message="rejoined after the floor"
+        )
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(lambda: set(recorder.ids()) >= set(inserted), 15, "events handled")
+        await eventually(
+            lambda: set(recorder.ids()) >= set(inserted), timeout_s=15, message="events handled"
+        )
 
 
 async def test_a_join_refused_with_channel_rate_limit_backs_off_for_the_floor(
@@ -107,9 +114,9 @@ async def test_a_join_refused_with_channel_rate_limit_backs_off_for_the_floor(
 ) -> None:
     org = provision(stack, "Acme")
     stack.realtime.control.update_settings(max_channels_per_client=0)
-    async with running(stack, org, ready=False) as worker:
+    async with run_worker(stack, org, Recorder().registry, ready_timeout_s=None) as worker:
         refused = metric(worker, "channel_joins_total", topic="events", result="error")
-        await eventually(lambda: refused() >= 1, 10, "the refusal is counted")
+        await eventually(lambda: refused() >= 1, timeout_s=10, message="the refusal is counted")
         events = channel(worker)
         assert events.last_reason == "rate_limited"
         assert "ChannelRateLimitReached" in (events.last_error or "")
@@ -125,14 +132,20 @@ async def test_server_requested_disconnect_with_1012_reconnects_and_keeps_delive
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         losses = metric(worker, "realtime_reconnects_total", reason="closed")
         assert await stack.realtime.control.disconnect_all(1012) == 1
-        await eventually(lambda: losses() >= 1, 10, "the reconnect is counted")
-        await eventually(lambda: org_subs(stack, org.org_id) != [], 20, "rejoined")
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready again")
+        await eventually(lambda: losses() >= 1, timeout_s=10, message="the reconnect is counted")
+        await eventually(
+            lambda: org_subs(stack, org.org_id) != [], timeout_s=20, message="rejoined"
+        )
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=20, message="ready again"
+        )
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(inserted), 15, "events after the reload handled")
+        await eventually(
+            recorder.handled(inserted), timeout_s=15, message="events after the reload handled"
+        )
 
 
 async def test_revoked_read_permission_closes_the_channel_then_restoring_it_recovers(
@@ -141,13 +154,15 @@ async def test_revoked_read_permission_closes_the_channel_then_restoring_it_reco
     caplog.set_level(logging.WARNING)
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         revoked = metric(
             worker, "channel_closes_total", topic="events", reason="permission_revoked"
         )
         await read_policy.drop()
         # The next token refresh (every ~3 s) makes the server re-check the policy.
-        await eventually(lambda: revoked() == 1, 15, "closed for revoked permission")
+        await eventually(
+            lambda: revoked() == 1, timeout_s=15, message="closed for revoked permission"
+        )
         assert "You no longer have permission" in (channel(worker).last_error or "")
         errors = supervisor_errors(caplog)
         assert any("SELECT policy on realtime.messages" in e for e in errors), errors
@@ -157,9 +172,13 @@ async def test_revoked_read_permission_closes_the_channel_then_restoring_it_reco
         assert retry_in >= 3  # the long backoff (10 s base, equal jitter), minus a few ticks
 
         await read_policy.restore()
-        await eventually(lambda: worker.checks.failures() == {}, 30, "ready again")
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=30, message="ready again"
+        )
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(inserted), 15, "events after the restore handled")
+        await eventually(
+            recorder.handled(inserted), timeout_s=15, message="events after the restore handled"
+        )
 
 
 async def test_join_errors_delayed_5s_are_read_as_refusals_not_timeouts(
@@ -170,7 +189,7 @@ async def test_join_errors_delayed_5s_are_read_as_refusals_not_timeouts(
     stack.realtime.control.set_delays(join_s=5)
     await read_policy.drop()
     started = time.monotonic()
-    async with running(stack, org, ready=False) as worker:
+    async with run_worker(stack, org, Recorder().registry, ready_timeout_s=None) as worker:
         # run() reports started after the first join attempt: the delayed refusal.
         assert time.monotonic() - started >= 5
         joins = {
@@ -183,15 +202,17 @@ async def test_join_errors_delayed_5s_are_read_as_refusals_not_timeouts(
         assert await readyz(worker) == 503
 
         await read_policy.restore()  # successful joins are not delayed
-        await eventually(lambda: worker.checks.failures() == {}, 30, "ready once allowed")
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=30, message="ready once allowed"
+        )
 
 
 async def test_postgres_connections_cut_under_the_stand_ins_are_survived(stack: Stack) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder) as worker:
+    async with run_worker(stack, org, recorder.registry) as worker:
         before = await insert_events(stack.database_url, org.org_id, 1)
-        await eventually(recorder.handled(before), 15, "an event before the cut")
+        await eventually(recorder.handled(before), timeout_s=15, message="an event before the cut")
         conn = await asyncpg.connect(stack.database_url)
         try:
             # What a Postgres restart does to its clients: every session is killed.
@@ -203,5 +224,7 @@ async def test_postgres_connections_cut_under_the_stand_ins_are_survived(stack: 
             await conn.close()
         assert killed >= 1
         inserted = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(inserted), 30, "events after the cut handled")
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready")
+        await eventually(
+            recorder.handled(inserted), timeout_s=30, message="events after the cut handled"
+        )
+        await eventually(lambda: worker.checks.failures() == {}, timeout_s=20, message="ready")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import insert_events, provision, worker_env
 from tests.faults.support import WorkerProcess
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -52,16 +53,22 @@ async def test_a_fault_run_writes_no_secret_key_anon_key_or_token_anywhere(stack
     worker = WorkerProcess(env)
     served: list[str] = []
     async with worker.run():
-        await eventually(lambda: worker.http_port is not None, 30, "the worker started")
+        await eventually(
+            lambda: worker.http_port is not None, timeout_s=30, message="the worker started"
+        )
 
         def logged(fragment: str) -> bool:
             return any(fragment in line for line in worker.stderr)
 
         stack.clerk.fail_next_tokens(2, 503)
-        await eventually(lambda: logged("token refresh failed"), 15, "a 503 from Clerk")
+        await eventually(
+            lambda: logged("token refresh failed"), timeout_s=15, message="a 503 from Clerk"
+        )
         stack.clerk.fail_next_tokens(1, 429, retry_after_s=1)
         stack.clerk.set_token_org(org.session_id, other.org_id)
-        await eventually(lambda: logged("token is for organization"), 15, "a refused token")
+        await eventually(
+            lambda: logged("token is for organization"), timeout_s=15, message="a refused token"
+        )
         stack.clerk.set_token_org(org.session_id, None)
         stack.clerk.clear_faults()
         control.drop_all()
@@ -69,8 +76,8 @@ async def test_a_fault_run_writes_no_secret_key_anon_key_or_token_anywhere(stack
         inserted = await insert_events(stack.database_url, org.org_id, 3)
         await eventually(
             lambda: sum(line.count('"msg": "event handled"') for line in worker.stderr) >= 3,
-            30,
-            "events handled after the faults",
+            timeout_s=30,
+            message="events handled after the faults",
         )
         for path in ("/status", "/metrics", "/readyz", "/healthz"):
             served.append((await worker.get(path)).text)

@@ -7,8 +7,9 @@ import time
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import insert_events, provision, worker_env
 from tests.faults.support import WorkerProcess, org_subs
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -29,14 +30,16 @@ async def test_sigterm_during_a_burst_drains_or_dead_letters_in_flight_work_and_
     )
     worker = WorkerProcess(env)
     async with worker.run():
-        await eventually(lambda: worker.http_port is not None, 30, "the worker started")
-        await eventually(lambda: org_subs(stack, org.org_id) != [], 20, "joined")
+        await eventually(
+            lambda: worker.http_port is not None, timeout_s=30, message="the worker started"
+        )
+        await eventually(lambda: org_subs(stack, org.org_id) != [], timeout_s=20, message="joined")
         inserted = await insert_events(stack.database_url, org.org_id, 40)  # ~5 s of work
 
         def started() -> int:
             return len([r for r in worker.records if r.get("msg") == "event handled"])
 
-        await eventually(lambda: started() >= 4, 20, "the burst is being handled")
+        await eventually(lambda: started() >= 4, timeout_s=20, message="the burst is being handled")
         worker.terminate()
         signalled = time.monotonic()
     elapsed = time.monotonic() - signalled

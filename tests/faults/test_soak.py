@@ -15,8 +15,9 @@ import anyio
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import eventually, insert_events, provision
-from tests.faults.support import Recorder, metric, running
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.support import metric
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio]
 
@@ -52,10 +53,10 @@ async def soak(stack: Stack, seconds: float, *, warmup_s: float) -> None:
     """Run one worker for ``seconds`` under a steady stream; assert it stays flat."""
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(
+    async with run_worker(
         stack,
         org,
-        recorder,
+        recorder.registry,
         CLERK_TOKEN_EXPIRES_IN_SECONDS="3",
         WORKER_TOKEN_REFRESH_MARGIN_SECONDS="1.5",
         # Each access_token push keeps a client timer alive for the client's timeout (the
@@ -75,7 +76,7 @@ async def soak(stack: Stack, seconds: float, *, warmup_s: float) -> None:
                     samples.take()
                     next_sample += max(1.0, (seconds - warmup_s) / 20)
                 await anyio.sleep(1 / EVENTS_PER_SECOND)  # the stream's pace, not a wait
-        await eventually(recorder.handled(inserted), 30, "every event handled")
+        await eventually(recorder.handled(inserted), timeout_s=30, message="every event handled")
         samples.take()
         assert refreshes() >= seconds / 3  # tokens really lived ~3 s each
         assert worker.checks.failures() == {}

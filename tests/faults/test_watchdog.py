@@ -11,9 +11,10 @@ import anyio
 import pytest
 
 from tests.worker.phoenix_fake import PhoenixFake, _Conn
-from tests.worker.rt_fakes import FakeClock, FakeLink, FakeTokens, MetricsProbe, eventually
+from tests.worker.rt_fakes import FakeLink, FakeTokens, MetricsProbe
 from worker.realtime import RealtimeAdapter
 from worker.realtime.supervisor import Supervisor
+from worker.testing import FakeClock, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -121,7 +122,7 @@ async def test_the_supervisor_rebuilds_a_stalled_client_and_rejoins(
         topics=["events"],
         tokens=FakeTokens("jwt-1"),
         sink=lambda t, m: None,
-        clock=FakeClock(),
+        clock=FakeClock(autojump=True),
         metrics=probe.metrics,
     )
     await sup.tick()

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.worker.fakes import FakeClerk, FakeClock
+from tests.worker.fakes import FakeClerk
+from worker.testing import FakeClock
 
 
 @pytest.fixture

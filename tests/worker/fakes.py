@@ -1,4 +1,4 @@
-"""Fakes at the seams: a clock tests drive by hand, and a Clerk that signs real RS256 JWTs.
+"""Fakes at the seams: a Clerk that signs real RS256 JWTs (the clock is ``worker.testing``'s).
 
 ``FakeClerk`` answers the Backend API token endpoint and the JWKS through
 ``httpx.MockTransport`` (the HTTP transport is the seam), with real RSA keys.
@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from worker.testing import FakeClock
 
 ORG = "org_2test"
 OTHER_ORG = "org_2other"
@@ -24,57 +25,6 @@ ISSUER = "https://clerk.example.test"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
 API_URL = "https://clerk-api.example.test"
 SECRET = "sk_test_fakeSecretValue123"
-
-
-class FakeClock:
-    """Time stands still until ``advance``; ``sleep`` waits for it."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._wall = start
-        self._mono = 1000.0
-        self._sleepers: list[tuple[float, anyio.Event]] = []
-        self.sleeps: list[float] = []
-        self._new_sleeper: anyio.Event | None = None
-
-    def time(self) -> float:
-        return self._wall
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        if seconds <= 0:
-            await anyio.lowlevel.checkpoint()
-            return
-        entry = (self._mono + seconds, anyio.Event())
-        self._sleepers.append(entry)
-        if self._new_sleeper is not None:
-            self._new_sleeper.set()
-        try:
-            await entry[1].wait()
-        finally:
-            if entry in self._sleepers:
-                self._sleepers.remove(entry)
-
-    def advance(self, seconds: float) -> None:
-        """Move both clocks forward and wake every sleeper whose time has come."""
-        self._wall += seconds
-        self._mono += seconds
-        for deadline, event in list(self._sleepers):
-            if deadline <= self._mono:
-                self._sleepers.remove((deadline, event))
-                event.set()
-
-    async def wait_sleeping(self, count: int = 1) -> None:
-        """Wait (without time passing) until ``count`` tasks are asleep on this clock."""
-        while len(self._sleepers) < count:
-            self._new_sleeper = anyio.Event()
-            await self._new_sleeper.wait()
-
-    def next_wake_in(self) -> float:
-        """Seconds until the earliest sleeper wakes."""
-        return min(deadline for deadline, _ in self._sleepers) - self._mono
 
 
 @dataclass

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import anyio.lowlevel
 from prometheus_client import CollectorRegistry
 
 from worker.errors import JoinRefused
 from worker.observe.metrics import Metrics
-
-
-async def eventually(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail the test after ``timeout_s``."""
-    with anyio.fail_after(timeout_s):
-        while not condition():  # noqa: ASYNC110 - the conditions are plain state, not events
-            await anyio.sleep(0.01)
-
-
-class FakeClock:
-    """Monotonic time advanced only by ``sleep``; sleeps are recorded and yield once."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return 1_800_000_000.0 + self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-        await anyio.lowlevel.checkpoint()
 
 
 @dataclass

@@ -13,8 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.worker.fakes import FakeClock
-from tests.worker.rt_fakes import FakeLink, FakeTokens, MetricsProbe, eventually
+from tests.worker.rt_fakes import FakeLink, FakeTokens, MetricsProbe
 from worker.context import Context, EventLogger, make_data_client
 from worker.delivery import Checkpointer, OutboxStore
 from worker.delivery.catchup import CatchUp, fingerprint_of, finisher
@@ -27,6 +26,7 @@ from worker.realtime.intake import Intake
 from worker.realtime.supervisor import Supervisor
 from worker.registry import HandlerRegistry
 from worker.settings import Settings
+from worker.testing import FakeClock, eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -10,12 +10,13 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.worker.rt_fakes import FakeClock, MetricsProbe, eventually
+from tests.worker.rt_fakes import MetricsProbe
 from worker.context import Context, EventLogger
 from worker.dispatch import Dispatcher, Outcome
 from worker.errors import NonRetryable, Retry
 from worker.events import Event
 from worker.registry import HandlerRegistry
+from worker.testing import FakeClock, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +40,7 @@ class Harness:
     def __init__(
         self, registry: HandlerRegistry, clock: FakeClock | None = None, **kw: Any
     ) -> None:
-        self.clock = clock or FakeClock()
+        self.clock = clock or FakeClock(autojump=True)
         self.probe = MetricsProbe()
         self.done: list[tuple[int | None, Outcome]] = []
         self.contexts: list[Context] = []
@@ -280,14 +281,6 @@ async def test_drain_before_run_returns_at_once() -> None:
     assert not h.dispatcher.offer(make_event(1))
 
 
-class StalledClock(FakeClock):
-    """A clock whose sleeps never end: a retry backoff that outlasts the drain grace."""
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        await anyio.sleep_forever()
-
-
 async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
     reg = HandlerRegistry()
 
@@ -295,7 +288,7 @@ async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
     async def failing(event: Event, ctx: Context) -> None:
         raise ValueError("try again later")
 
-    h = Harness(reg, StalledClock(), concurrency=1, max_attempts=5)
+    h = Harness(reg, FakeClock(), concurrency=1, max_attempts=5)  # manual: backoffs never end
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(h.dispatcher.run)

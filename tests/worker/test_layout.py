@@ -114,6 +114,7 @@ PUBLIC = {
         "parse_broadcast",
     ],
     "worker.handlers": [],
+    "worker.testing": ["FakeClock", "eventually"],
 }
 
 

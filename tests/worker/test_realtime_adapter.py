@@ -9,11 +9,12 @@ import anyio
 import pytest
 
 from tests.worker.phoenix_fake import PhoenixFake
-from tests.worker.rt_fakes import MetricsProbe, eventually
+from tests.worker.rt_fakes import MetricsProbe
 from worker.clock import SystemClock
 from worker.errors import JoinRefused, RealtimeError
 from worker.events import Event
 from worker.realtime import ChannelHandle, Intake, RealtimeAdapter
+from worker.testing import eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,6 @@ from tests.worker.fakes import (
     SECRET,
     SESSION,
     FakeClerk,
-    FakeClock,
     claims_v2,
     clerk_error,
     key,
@@ -30,6 +29,7 @@ from tests.worker.fakes import (
 from worker.errors import ConfigError, SessionEnded, TokenRejected, TokenUnavailable
 from worker.observe.metrics import Metrics
 from worker.settings import Settings
+from worker.testing import FakeClock
 from worker.tokens import TokenManager, TokenSource, source_from_settings
 from worker.tokens.sources.clerk import ClerkTokenSource
 from worker.tokens.sources.file import FileTokenSource

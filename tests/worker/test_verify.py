@@ -16,12 +16,12 @@ from tests.worker.fakes import (
     OTHER_ORG,
     SESSION,
     FakeClerk,
-    FakeClock,
     claims_v2,
     key,
     sign,
 )
 from worker.errors import TokenRejected, TokenUnavailable
+from worker.testing import FakeClock
 from worker.tokens.verify import TokenVerifier, check_claims
 
 pytestmark = pytest.mark.anyio
