@@ -200,7 +200,11 @@ class SessionKeeper:
         replacing = why != RENEWAL
         self._state = SessionState.REPLACING if replacing else SessionState.RENEWING
         log.info("getting a new Clerk session", extra={"session": old.id, "why": why})
-        new = await self._attempts(lambda: self._obtainer.obtain(exclude=old.id), first=False)
+
+        async def obtain() -> SessionInfo:
+            return await self._obtainer.obtain(exclude=old.id)
+
+        new = await self._attempts(obtain, first=False)
         self._count(RenewalResult.SUCCESS)
         self._counts["replacements" if replacing else "renewals"] += 1
         self._last_renewal_at = self._clock.time()
@@ -282,7 +286,7 @@ class SessionKeeper:
             stop=retry.stop_after_attempt(3),
         )
         try:
-            await loop(lambda: self._api.revoke(old.id))
+            await loop(self._api.revoke, old.id)
         except Exception as exc:  # it ends by itself at its lifetime; not worth stopping
             log.warning(
                 "revoking the old session failed", extra={"session": old.id, "error": str(exc)}
