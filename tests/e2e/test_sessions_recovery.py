@@ -145,3 +145,18 @@ async def test_a_user_out_of_the_org_stops_the_worker_with_its_fix(stack: Stack,
     assert "CLERK_USER_ID" in str(stopped.value)
     assert stack.clerk.requests["POST /v1/sessions"] == 1  # no retry storm
     assert sum(stack.clerk.requests.values()) < 15
+
+
+async def test_check_shows_the_session_its_expiry_and_how_it_was_obtained(stack: Stack) -> None:
+    org = service_user(stack, "Acme")
+    code, out, err = await cli("check", user_env(stack, org))
+    assert code == 0, out + err
+    line = next(x for x in out.splitlines() if x.startswith("PASS  clerk session"))
+    (made,) = [s["id"] for s in active_sessions(stack, org.user_id)]
+    assert made in line
+    assert "created (POST /v1/sessions, a development instance), ends 20" in line
+    assert "(in 7 days, 0:00:00)" in line or "(in 6 days, 23:59:" in line
+    code, out, _ = await cli("check", user_env(stack, org))
+    assert code == 0
+    assert f"{made} reused (an active session of CLERK_USER_ID in ORG_ID)" in out
+    assert stack.env["CLERK_SECRET_KEY"] not in out

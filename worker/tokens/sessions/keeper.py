@@ -58,12 +58,9 @@ class SessionKeeper:
         rng: random.Random | None = None,
     ) -> None:
         self._obtainer, self._api, self._clock = obtainer, api, clock
-        self._given = given_session_id
-        self._margin_s = margin_s
+        self._given, self._margin_s, self._metrics = given_session_id, margin_s, metrics
         self._check_interval_s = check_interval_s
-        self._startup_timeout_s = startup_timeout_s
-        self._max_backoff_s = max_backoff_s
-        self._metrics = metrics
+        self._startup_timeout_s, self._max_backoff_s = startup_timeout_s, max_backoff_s
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._current: SessionInfo | None = None
         self._usable = False
@@ -139,12 +136,17 @@ class SessionKeeper:
         self, *, task_status: TaskStatus[SessionInfo] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Get the first session, report it, then keep one until cancelled (or raise)."""
-        first = await self._attempts(self._first, first=True)
+        first = await self.obtain_first()
         self._switch(first, previous=None)
         task_status.started(first)
         while True:
             why = await self._until_due()
             await self._renew(why)
+
+    async def obtain_first(self) -> SessionInfo:
+        """The session ``run()`` starts with (retried until ``startup_timeout_s``), not
+        yet in use: what ``realtime-worker check`` shows."""
+        return await self._attempts(self._first, first=True)
 
     async def _first(self) -> SessionInfo:
         if self._given is not None:
@@ -168,23 +170,20 @@ class SessionKeeper:
         return self._replace_why
 
     async def _sleep(self, seconds: float) -> None:
-        with anyio.CancelScope() as scope:  # replace() cancels it: wake up at once
-            self._wake = scope
-            try:
-                await self._clock.sleep(seconds)
-            finally:
-                self._wake = None
+        with anyio.CancelScope() as self._wake:  # replace() cancels it: wake up at once
+            await self._clock.sleep(seconds)
+        self._wake = None
 
     async def _reread(self) -> None:
         """Re-read the session: it may have ended, lost the org, or moved ``abandon_at``."""
         session = self._current
         assert session is not None  # only called after the first session
-        try:
+        try:  # a failure is transient: the renewal itself retries
             seen = SessionInfo.parse(await self._api.get(session.id), session.obtained)
         except SessionEnded:
             self._replace_why = "Clerk no longer knows the session"
             return
-        except Exception as exc:  # transient: the renewal itself retries
+        except Exception as exc:
             log.info("re-reading the session failed", extra={"error": str(exc)})
             return
         if seen.status != "active" or seen.org_id != session.org_id:

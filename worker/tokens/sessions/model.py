@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -95,14 +96,16 @@ class SessionInfo:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a Clerk session object ({exc})") from exc
 
-    def with_obtained(self, obtained: Obtained) -> SessionInfo:
-        """The same session, obtained otherwise."""
-        return SessionInfo(
-            self.id,
-            self.status,
-            self.org_id,
-            self.created_at,
-            self.expire_at,
-            self.abandon_at,
-            obtained,
-        )
+    def describe(self, now: float) -> str:
+        """One line for people: the id, how it was obtained, when Clerk ends it."""
+        ends = datetime.fromtimestamp(self.ends_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        left = timedelta(seconds=round(max(0.0, self.ends_at - now)))
+        return f"{self.id} {_HOW[self.obtained]}, ends {ends} (in {left})"
+
+
+_HOW = {
+    Obtained.GIVEN: "given (CLERK_SESSION_ID)",
+    Obtained.REUSED: "reused (an active session of CLERK_USER_ID in ORG_ID)",
+    Obtained.CREATED: "created (POST /v1/sessions, a development instance)",
+    Obtained.SIGNED_IN: "signed in (a sign-in token, a production instance)",
+}
