@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import httpx
 import pytest
 
 from devstack.postgres import Server
@@ -59,6 +60,11 @@ async def test_a_revoked_session_is_replaced_within_seconds_losing_no_event(stac
         assert channel_closes(w) == 0
         assert after.not_ready == []
         assert session_of(w)["replacements"] == 1
+        async with httpx.AsyncClient() as http:
+            status = (await http.get(f"http://127.0.0.1:{w.http_port}/status")).text
+        assert '"session_id"' in status
+        assert "eyJ" not in status  # no token, no client JWT
+        assert stack.env["CLERK_SECRET_KEY"] not in status
     assert replaced_in < 8  # tokens live 5 s here: the next mint sees the 404
     assert [s["id"] for s in active_sessions(stack, org.user_id)] == [session_of(w)["session_id"]]
 
