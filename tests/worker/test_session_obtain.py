@@ -9,9 +9,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from worker.clock import SystemClock
 from worker.errors import TokenRejected
+from worker.observe import Metrics
 from worker.settings import SecretStr
 from worker.tokens.sessions import ClerkSessionApi, Obtained, Obtainer, SessionKeeper
 from worker.tokens.verify import Token
@@ -27,6 +29,7 @@ class FakeClerk:
         self.production, self.lifetime_s = production, lifetime_s
         self.sessions: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
+        self.outage = 0  # answer this many POST /v1/sessions with 503
         self._ids = itertools.count(1)
 
     def new(self, org: str | None) -> dict[str, Any]:
@@ -49,6 +52,9 @@ class FakeClerk:
             active = [s for s in self.sessions.values() if s["status"] == "active"]
             return httpx.Response(200, json=active[::-1])
         if path == "/v1/sessions":
+            if self.outage > 0:
+                self.outage -= 1
+                return httpx.Response(503, json={"errors": [{"code": "service_unavailable"}]})
             if self.production:
                 body = {"errors": [{"code": "request_invalid_for_environment", "message": "x"}]}
                 return httpx.Response(400, json=body)
@@ -169,3 +175,24 @@ async def test_the_keeper_replaces_an_ended_session_at_once() -> None:
         assert keeper.statistics()["replacements"] == 1
         assert await keeper.usable_session_id() != first.id
         tg.cancel_scope.cancel()
+
+
+async def test_a_clerk_outage_during_renewal_is_retried_while_the_old_session_works() -> None:
+    clerk = FakeClerk(lifetime_s=4)
+    got = obtainer(clerk)
+    metrics = Metrics(CollectorRegistry())
+    keeper = SessionKeeper(got, api_of(clerk), SystemClock(), metrics=metrics)
+    async with anyio.create_task_group() as tg:
+        first = await tg.start(keeper.run)
+        clerk.outage = 2
+        with anyio.fail_after(10):
+            while keeper.statistics()["renewals"] < 1:
+                if keeper.statistics()["failures"]:
+                    assert await keeper.usable_session_id() == first.id  # still minting
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    registry = metrics.clerk_session_renewals_total
+    assert registry.labels(result="error")._value.get() == 2
+    assert registry.labels(result="success")._value.get() == 1
+    posts = [c for c in clerk.calls if c == "POST /v1/sessions"]
+    assert len(posts) == 4  # the first session, two refusals, the renewal: no hot loop
