@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         help="lifetime of the worker's Clerk tokens (default 20, so rotations show)",
     )
     demo.add_argument(
+        "--session-seconds",
+        type=_whole_seconds,
+        default=90,
+        metavar="SECONDS",
+        help="maximum lifetime of Clerk sessions (default 90, so the worker's renewals show)",
+    )
+    demo.add_argument(
         "--rate",
         type=_positive,
         default=2.0,
@@ -173,6 +180,7 @@ async def demo(args: argparse.Namespace) -> int:
     options = DemoOptions(
         database_url=args.database_url,
         token_seconds=args.token_seconds,
+        session_seconds=args.session_seconds,
         duration_s=args.duration,
         headless=args.headless,
         events_per_second=args.rate,

@@ -73,6 +73,7 @@ class DemoOptions:
 
     database_url: str | None = None
     token_seconds: int = 20
+    session_seconds: int = 90  # the Clerk instance's session lifetime: renewals show
     duration_s: float | None = None
     headless: bool = False
     events_per_second: float = 2.0  # per org
@@ -134,6 +135,8 @@ def worker_environment(
         | {
             "PYTHONPATH": pythonpath,
             "ORG_ID": org.org_id,
+            # The worker owns its session: the given one first, then its own renewals.
+            "CLERK_USER_ID": org.user_id,
             "CLERK_SESSION_ID": org.session_id,
             "CLERK_TOKEN_EXPIRES_IN_SECONDS": str(options.token_seconds),
             "WORKER_TOKEN_REFRESH_MARGIN_SECONDS": str(options.refresh_margin_s),
@@ -178,6 +181,7 @@ class DemoState:
     worker_up: bool = False  # /status answered at least once
     worker_exit: int | None = None
     token_state: str = "starting"
+    session: dict[str, Any] = field(default_factory=dict)  # /status "session"
     token_expires_in_s: float | None = None
     tokens_minted: int = 0
     token_failures: int = 0
@@ -220,9 +224,23 @@ def summary_line(state: DemoState, prefix: str = "demo") -> str:
     return (
         f"{prefix} t={state.elapsed_s:.0f}s worker={'up' if state.worker_up else 'starting'} "
         f"token={state.token_state} expires_in_s={expires} tokens_minted={state.tokens_minted} "
-        f"token_rotations={state.token_rotations} channels={channels} handled={handled} "
+        f"token_rotations={state.token_rotations} {session_summary(state)} "
+        f"channels={channels} handled={handled} "
         f"org_a_inserted={state.org_a_inserted} org_a_handled={state.org_a_handled} "
         f"org_b_inserted={state.org_b_inserted} org_b_received={state.org_b_received}"
+    )
+
+
+def session_summary(state: DemoState) -> str:
+    """``session=... session_expires_in_s=... session_renewals=...`` for the summary line."""
+    session = state.session
+    left = session.get("expires_in_s")
+    renewals = int(session.get("renewals") or 0) + int(session.get("replacements") or 0)
+    return (
+        f"session={session.get('session_id') or '-'} "
+        f"session_obtained={session.get('obtained') or '-'} "
+        f"session_expires_in_s={'-' if left is None else f'{left:.0f}'} "
+        f"session_renewals={renewals}"
     )
 
 
@@ -232,6 +250,7 @@ def summary_line(state: DemoState, prefix: str = "demo") -> str:
 def apply_status(state: DemoState, status: dict[str, Any]) -> None:
     """Copy the worker's ``/status`` JSON into ``state`` (missing parts are left as they are)."""
     token = status.get("token") or {}
+    state.session = dict(status.get("session") or state.session)
     state.token_state = str(token.get("state", state.token_state))
     expires = token.get("expires_in_s")
     state.token_expires_in_s = float(expires) if isinstance(expires, int | float) else None
@@ -285,7 +304,12 @@ def apply_log_line(state: DemoState, line: str) -> None:
             view.latest_payload = payload if isinstance(payload, dict) else None
         return
     level, msg = record.get("level", ""), str(record.get("msg", ""))
-    if level in ("WARNING", "ERROR", "CRITICAL") or msg in ("token refreshed", "worker started"):
+    if level in ("WARNING", "ERROR", "CRITICAL") or msg in (
+        "token refreshed",
+        "worker started",
+        "Clerk session in use",
+        "old Clerk session revoked",
+    ):
         stamp = str(record.get("ts", ""))[11:19]
         state.log_tail.append(f"{stamp} {level:<7} {msg}")
 
@@ -424,7 +448,11 @@ async def run_demo(options: DemoOptions) -> int:
         signals_tg.start_soon(_stop_on_signal, stop)
         try:
             _say("demo: starting the local stack (Postgres, Supabase and Clerk stand-ins)...")
-            async with Stack(StackConfig(database_url=options.database_url)) as stack:
+            config = StackConfig(
+                database_url=options.database_url,
+                clerk_session_lifetime_s=options.session_seconds,
+            )
+            async with Stack(config) as stack:
                 code = 0 if stop.is_set() else await _with_stack(stack, options, stop)
         except Exception as exc:  # re-raised below, once the signal task is gone
             error = exc

@@ -46,6 +46,16 @@ def _token_panel(state: DemoState) -> Panel:
     grid.add_row("lifetime", f"{state.token_seconds} s")
     grid.add_row("tokens minted", f"{state.tokens_minted} (rotations: {state.token_rotations})")
     grid.add_row("refresh failures", str(state.token_failures))
+    session = state.session
+    left = session.get("expires_in_s")
+    grid.add_row(
+        "session", f"{session.get('session_id') or '-'} ({session.get('obtained') or '-'})"
+    )
+    grid.add_row("session ends in", "-" if left is None else f"{left:.0f} s")
+    grid.add_row(
+        "session renewals",
+        f"{session.get('renewals', 0)} (replaced: {session.get('replacements', 0)})",
+    )
     return Panel(grid, title="Clerk session token (org A's worker)", border_style="cyan")
 
 

@@ -18,7 +18,7 @@ import anyio
 
 from worker import __version__
 from worker.app import Worker
-from worker.errors import ConfigError, SessionEnded, WorkerError, sole_error
+from worker.errors import ConfigError, SessionEnded, SessionUnobtainable, WorkerError, sole_error
 from worker.observe.logs import (
     configure_logging,
     install_uncaught_logging,
@@ -31,7 +31,8 @@ Command = Callable[[Settings, argparse.Namespace], Awaitable[int]]
 SESSION_ENDED_HINT = (
     "The worker cannot mint tokens from an ended session: sign the service user in again "
     "(a new Clerk session in ORG_ID), set CLERK_SESSION_ID to its sess_... id and restart. "
-    "See 'Running against a real Supabase project with Clerk' in README.md."
+    "Or set CLERK_USER_ID so the worker gets and renews its own sessions. See 'Running "
+    "against a real Supabase project with Clerk' in README.md."
 )
 
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 2)
     except SessionEnded as exc:
         return _fail(f"{exc}\n{SESSION_ENDED_HINT}", 1)
+    except SessionUnobtainable as exc:
+        return _fail(f"no Clerk session can be had ({exc.reason}): {exc}", 1)
     except WorkerError as exc:
         return _fail(str(exc), 1)
 

@@ -14,7 +14,9 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
+from anyio.abc import TaskStatus
 from postgrest import AsyncPostgrestClient
 from prometheus_client import CollectorRegistry
 from storage3 import AsyncStorageClient
@@ -28,7 +30,8 @@ from worker.realtime import Intake, RealtimeAdapter, Supervisor, SupervisorTimin
 from worker.registry import HandlerRegistry
 from worker.settings import Settings
 from worker.storage import make_storage_client
-from worker.tokens import TokenManager, TokenSource, TokenVerifier, source_from_settings
+from worker.tokens import Token, TokenManager, TokenSource, TokenVerifier, source_from_settings
+from worker.tokens.sessions import SessionKeeper, managed_session
 
 __all__ = ["Components", "Options", "compose"]
 
@@ -56,22 +59,37 @@ class Components:
     server: HttpServer
     checks: HealthChecks
     storage: AsyncStorageClient
+    sessions: SessionKeeper | None = None  # with CLERK_USER_ID: the worker's own session
 
     @property
     def children(self) -> tuple[Callable[..., Coroutine[Any, Any, Any]], ...]:
-        """The ``run``/``serve`` methods the app starts, in order (the token manager first:
-        nothing else starts without a verified token)."""
+        """The ``run``/``serve`` methods the app starts, in order (the tokens first: the
+        session keeper, if any, and the token manager; nothing else starts without a
+        verified token)."""
         return (
-            self.tokens.run,
+            self.run_tokens,
             self.dispatcher.run,
             self.delivery.run,
             self.supervisor.run,
             self.server.serve,
         )
 
+    async def run_tokens(
+        self, *, task_status: TaskStatus[Token] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The session keeper (when the worker keeps its own session), then the token
+        manager; reports the first verified token."""
+        if self.sessions is None:
+            await self.tokens.run(task_status=task_status)
+            return
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.sessions.run)
+            task_status.started(await tg.start(self.tokens.run))
+
     def status(self) -> dict[str, Any]:
         """Each part's statistics for ``/status``: no token text, no secrets."""
-        return {
+        session = {"session": self.sessions.statistics()} if self.sessions else {}
+        return session | {
             "token": self.tokens.statistics(),
             "realtime": dataclasses.asdict(self.supervisor.statistics()),
             "dispatch": dataclasses.asdict(self.dispatcher.statistics()),
@@ -88,9 +106,8 @@ def compose(
     checks: HealthChecks,
     status: Callable[[], Mapping[str, Any]],
 ) -> Components:
-    """Build and wire every part of the worker for ``s`` (no I/O); the health checks are
-    added to ``checks``."""
-    tokens = _token_manager(s, opts, metrics, http)
+    """Build and wire every part for ``s`` (no I/O); health checks go into ``checks``."""
+    tokens, keeper = _token_manager(s, opts, metrics, http)
     anon_key = s.supabase_anon_key.get_secret_value()
     data = make_data_client(s.supabase_url, anon_key, tokens)
     storage = make_storage_client(s.supabase_url, anon_key, tokens)
@@ -118,7 +135,8 @@ def compose(
     )
     _add_checks(checks, tokens, supervisor)
     server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
-    return Components(tokens, data, dispatcher, delivery, supervisor, server, checks, storage)
+    parts = (tokens, data, dispatcher, delivery, supervisor, server, checks, storage)
+    return Components(*parts, sessions=keeper)
 
 
 def _dispatcher(
@@ -139,14 +157,23 @@ def _dispatcher(
 
 def _token_manager(
     s: Settings, opts: Options, metrics: Metrics, http: httpx.AsyncClient
-) -> TokenManager:
-    source = opts.token_source or source_from_settings(s, http)
+) -> tuple[TokenManager, SessionKeeper | None]:
     verifier = TokenVerifier(
         s.clerk_jwks_url, s.clerk_issuer, s.org_id, http, opts.clock, role=s.token_role
     )
-    return TokenManager(
-        source, verifier, opts.clock, refresh_margin_s=s.token_refresh_margin_s, metrics=metrics
+    keeper, source = None, opts.token_source
+    if source is None and s.clerk_user_id is not None and s.token_file is None:
+        keeper, source = managed_session(
+            s, http=http, verifier=verifier, clock=opts.clock, metrics=metrics
+        )
+    manager = TokenManager(
+        source or source_from_settings(s, http),
+        verifier,
+        opts.clock,
+        refresh_margin_s=s.token_refresh_margin_s,
+        metrics=metrics,
     )
+    return manager, keeper
 
 
 def _supervisor(

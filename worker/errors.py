@@ -7,7 +7,9 @@
     │   │                           it is never pushed anywhere
     │   ├── TokenUnavailable        Clerk could not be reached or answered an error
     │   │                           (retryable; carries retry_after_s when Clerk sent one)
-    │   └── SessionEnded            the Clerk session is gone (404/ended): not retryable
+    │   ├── SessionEnded            the Clerk session is gone (404/ended): not retryable
+    │   └── SessionUnobtainable     no Clerk session can be had for the service user (reason
+    │                               says why, the message says the fix): not retryable
     ├── RealtimeError               the Realtime connection or a channel
     │   └── JoinRefused             the server refused a join (reason = the server's text)
     ├── DataApiError                a data API (PostgREST) call failed
@@ -64,6 +66,16 @@ class SessionEnded(TokenError):
     """The Clerk session no longer exists or has ended; a new session is needed."""
 
 
+class SessionUnobtainable(TokenError):
+    """No session can be had for the service user: the user is gone or not a member of
+    the org, the Native API is off, Clerk refuses the secret key. ``reason`` is a short
+    machine-readable code; the message names the fix."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class RealtimeError(WorkerError):
     """The Realtime connection or a channel failed."""
 
@@ -111,7 +123,7 @@ def is_transient(exc: BaseException) -> bool:
     or refusing for now, a token that failed a check (a key rotation or a fixed claim
     recovers by itself), a timeout. Never an ended session, a configuration error or a
     handler's own verdict: those need a person or are the dispatcher's to decide."""
-    if isinstance(exc, SessionEnded | ConfigError | HandlerError):
+    if isinstance(exc, SessionEnded | SessionUnobtainable | ConfigError | HandlerError):
         return False
     return isinstance(exc, TokenError | DataApiError | RealtimeError | TimeoutError)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
@@ -20,7 +21,8 @@ from worker.errors import JoinRefused, StorageError, WorkerError
 from worker.realtime.adapter import RealtimeAdapter
 from worker.settings import Settings
 from worker.storage import OrgFiles, make_storage_client
-from worker.tokens import Token, TokenVerifier, source_from_settings
+from worker.tokens import ClerkTokenSource, Token, TokenVerifier, source_from_settings
+from worker.tokens.sessions import SessionInfo, managed_session
 
 T = TypeVar("T")
 UNAUTHORIZED_HINT = (
@@ -45,10 +47,8 @@ class Report:
         self.out.flush()
 
 
-async def mint_and_verify(settings: Settings, http: httpx.AsyncClient) -> Token:
-    """One token from the configured source, verified exactly as the worker would."""
-    source = source_from_settings(settings, http)
-    verifier = TokenVerifier(
+def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier:
+    return TokenVerifier(
         settings.clerk_jwks_url,
         settings.clerk_issuer,
         settings.org_id,
@@ -56,7 +56,44 @@ async def mint_and_verify(settings: Settings, http: httpx.AsyncClient) -> Token:
         SystemClock(),
         role=settings.token_role,
     )
-    return await verifier.verify(await source.fetch())
+
+
+def keeps_its_session(settings: Settings) -> bool:
+    """True when the worker gets and renews its own session (``CLERK_USER_ID``)."""
+    return settings.clerk_user_id is not None and settings.token_file is None
+
+
+async def session_for(settings: Settings, http: httpx.AsyncClient) -> SessionInfo:
+    """The session a worker with ``CLERK_USER_ID`` would start with (it may create one,
+    which the worker then reuses)."""
+    keeper, _ = managed_session(
+        settings, http=http, verifier=_verifier(settings, http), clock=SystemClock()
+    )
+    return await keeper.obtain_first()
+
+
+async def mint_and_verify(
+    settings: Settings, http: httpx.AsyncClient, session_id: str | None = None
+) -> Token:
+    """One token from the configured source (or from ``session_id``), verified exactly as
+    the worker would."""
+    if session_id is None or settings.clerk_secret_key is None:
+        source = source_from_settings(settings, http)
+    else:
+        source = ClerkTokenSource(
+            settings.clerk_api_url,
+            settings.clerk_secret_key,
+            session_id,
+            settings.clerk_token_template,
+            settings.clerk_token_expires_in_s,
+            http=http,
+        )
+    return await _verifier(settings, http).verify(await source.fetch())
+
+
+def describe_session(session: SessionInfo) -> str:
+    """One line: the session, how it was obtained, when Clerk ends it."""
+    return session.describe(time.time())
 
 
 def describe_token(token: Token) -> dict[str, Any]:
@@ -72,7 +109,8 @@ def describe_token(token: Token) -> dict[str, Any]:
 async def show_token(settings: Settings, out: TextIO) -> int:
     """``realtime-worker token``: mint, verify and print the claims."""
     async with httpx.AsyncClient(timeout=15.0) as http:
-        token = await mint_and_verify(settings, http)
+        session = await session_for(settings, http) if keeps_its_session(settings) else None
+        token = await mint_and_verify(settings, http, session.id if session else None)
     out.write(json.dumps(describe_token(token), indent=2, sort_keys=True) + "\n")
     return 0
 
@@ -82,12 +120,7 @@ async def run_checks(settings: Settings, out: TextIO, *, storage: bool = False) 
     write and delete a probe object under ``<org_id>/`` of the ``org-files`` bucket."""
     report = Report(out)
     async with httpx.AsyncClient(timeout=15.0) as http:
-        token = await _step(
-            report,
-            "clerk token",
-            lambda: mint_and_verify(settings, http),
-            lambda t: f"verified, kid={t.kid}, org={t.org_id}, expires in {t.lifetime_s:.0f}s",
-        )
+        token = await _check_token(settings, http, report)
     if token is not None:
         await _check_realtime(settings, token, report)
         await _check_data_api(settings, token, report)
@@ -95,6 +128,22 @@ async def run_checks(settings: Settings, out: TextIO, *, storage: bool = False) 
             await _check_storage(settings, token, report)
     out.write(f"{'all checks passed' if not report.failures else f'{report.failures} failed'}\n")
     return 0 if report.failures == 0 else 1
+
+
+async def _check_token(settings: Settings, http: httpx.AsyncClient, report: Report) -> Token | None:
+    session = None
+    if keeps_its_session(settings):
+        session = await _step(
+            report, "clerk session", lambda: session_for(settings, http), describe_session
+        )
+        if session is None:
+            return None
+    return await _step(
+        report,
+        "clerk token",
+        lambda: mint_and_verify(settings, http, session.id if session else None),
+        lambda t: f"verified, kid={t.kid}, org={t.org_id}, expires in {t.lifetime_s:.0f}s",
+    )
 
 
 async def _step(

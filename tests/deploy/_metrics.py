@@ -12,6 +12,7 @@ PREFIX = "realtime_worker_"
 
 COUNTERS = (
     "token_refresh_total",
+    "clerk_session_renewals_total",
     "realtime_reconnects_total",
     "channel_joins_total",
     "channel_closes_total",
@@ -29,6 +30,7 @@ GAUGES = (
     "token_expiry_timestamp_seconds",
     "token_last_refresh_success_timestamp_seconds",
     "token_session_ended",
+    "clerk_session_expiry_timestamp_seconds",
     "realtime_connected",
     "channel_state",
     "channels_joined",

@@ -42,6 +42,14 @@ def test_writes_an_overlay_with_the_org_settings_and_prints_next_steps(deploy) -
     assert "kubectl apply -k deploy/orgs/org_2abc" in result.stdout
 
 
+def test_a_user_id_lets_the_worker_keep_its_own_sessions(deploy) -> None:
+    result = new_org(deploy, "org_2abc", "--user-id", "user_9xyz")
+    assert result.returncode == 0, result.stderr
+    config = only(render(deploy / "orgs" / "org_2abc"), "ConfigMap")["data"]
+    assert config["CLERK_USER_ID"] == "user_9xyz"
+    assert "CLERK_SESSION_ID" not in config
+
+
 def test_secret_name_and_namespace_options(deploy) -> None:
     result = new_org(deploy, "org_2abc", "--session-id", "sess_1", "--secret-name", "clerk-shared",
                      "--namespace", "workers")  # fmt: skip
@@ -80,6 +88,8 @@ def test_refuses_to_overwrite_an_existing_org(deploy) -> None:
         (["org_2a/b", "--session-id", "sess_1"], "ORG_ID"),
         (["org_2" + "a" * 60, "--session-id", "sess_1"], "ORG_ID"),
         (["org_2abc", "--session-id", "session"], "--session-id"),
+        (["org_2abc", "--user-id", "alice"], "--user-id"),
+        (["org_2abc"], "--user-id"),
         (["org_2abc", "--session-id", "sess_1", "--topics", "a b"], "topic"),
         (["org_2abc", "--session-id", "sess_1", "--topics", ","], "--topics"),
         (["org_2abc", "--session-id", "sess_1", "--topics", "a,a"], "twice"),

@@ -59,7 +59,10 @@ async def test_prometheus_scrapes_the_worker_and_fires_the_token_alert(
     tool("prometheus")  # a missing binary fails here, naming scripts/install-tools
     org = provision(stack, "Observed")
     rules = rules_for_test(tmp_path)
-    async with run_worker(stack, org, WORKER_HANDLERS="worker.handlers.log", **TOKEN_ENV) as worker:
+    # CLERK_USER_ID: the worker keeps its session (the given one), so the session series
+    # the dashboard reads have data too.
+    env = TOKEN_ENV | {"CLERK_USER_ID": org.user_id}
+    async with run_worker(stack, org, WORKER_HANDLERS="worker.handlers.log", **env) as worker:
         target = f"127.0.0.1:{worker.http_port}"
         async with prometheus_server(tmp_path, target=target, org=org.org_id, rules=rules) as prom:
             try:

@@ -17,6 +17,8 @@ REQUIRED_ALERTS = {
     "RealtimeWorkerTokenRefreshFailing",
     "RealtimeWorkerTokenAboutToExpire",
     "RealtimeWorkerClerkSessionEnded",
+    "RealtimeWorkerClerkSessionRenewalsFailing",
+    "RealtimeWorkerClerkSessionExpiringSoon",
     "RealtimeWorkerChannelNotJoined",
     "RealtimeWorkerJoinsUnauthorized",
     "RealtimeWorkerReconnectStorm",

@@ -52,6 +52,18 @@ PUBLIC = {
         "TokenSource",
         "source_from_settings",
     ],
+    "worker.tokens.sessions": [
+        "ClerkSessionApi",
+        "Obtained",
+        "Obtainer",
+        "RenewalResult",
+        "SessionInfo",
+        "SessionKeeper",
+        "SessionMetrics",
+        "SessionState",
+        "SessionTokenSource",
+        "managed_session",
+    ],
     "worker.realtime": [
         "ChannelHandle",
         "ChannelState",

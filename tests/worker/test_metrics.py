@@ -10,6 +10,7 @@ from worker.observe.metrics import Metrics
 from worker.realtime import JoinResult as JOIN_RESULTS
 from worker.realtime.link import CLOSE_LABELS as CLOSE_REASONS
 from worker.tokens import RefreshResult as TOKEN_RESULTS
+from worker.tokens.sessions import RenewalResult as RENEWAL_RESULTS
 
 EXPECTED = {
     "build_info",
@@ -19,6 +20,8 @@ EXPECTED = {
     "token_expiry_timestamp_seconds",
     "token_last_refresh_success_timestamp_seconds",
     "token_session_ended",
+    "clerk_session_expiry_timestamp_seconds",
+    "clerk_session_renewals_total",
     "realtime_connected",
     "realtime_reconnects_total",
     "channel_state",
@@ -69,6 +72,13 @@ def test_token_results_are_zero_initialised() -> None:
     Metrics(registry)
     for result in TOKEN_RESULTS:
         assert sample(registry, "token_refresh_total", result=result) == 0
+
+
+def test_session_renewal_results_are_zero_initialised() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    for result in RENEWAL_RESULTS:
+        assert sample(registry, "clerk_session_renewals_total", result=result) == 0
 
 
 def test_init_topics_zero_initialises_every_topic_series() -> None:

@@ -16,6 +16,7 @@ from worker.delivery.outbox import OutboxOperation
 from worker.dispatch.outcomes import HandledResult
 from worker.events import RejectReason
 from worker.realtime.link import CLOSE_LABELS, ChannelState, JoinResult, ReconnectReason
+from worker.tokens.sessions.model import RenewalResult
 from worker.tokens.states import RefreshResult
 
 __all__ = ["Metrics"]
@@ -48,6 +49,8 @@ class Metrics:
         self._init_delivery(r)
         for refresh in RefreshResult:
             self.token_refresh_total.labels(result=refresh)
+        for renewal in RenewalResult:
+            self.clerk_session_renewals_total.labels(result=renewal)
         for reconnect in ReconnectReason:
             self.realtime_reconnects_total.labels(reason=reconnect)
         for reject in RejectReason:
@@ -77,6 +80,17 @@ class Metrics:
         )
         self.token_session_ended = Gauge(
             P + "token_session_ended", "1 when the Clerk session has ended", registry=r
+        )
+        self.clerk_session_expiry_timestamp_seconds = Gauge(
+            P + "clerk_session_expiry_timestamp_seconds",
+            "When Clerk ends the current session (expire_at or abandon_at)",
+            registry=r,
+        )
+        self.clerk_session_renewals_total = Counter(
+            P + "clerk_session_renewals",
+            "Clerk sessions renewed or replaced by the worker, by result",
+            ["result"],
+            registry=r,
         )
 
     def _init_realtime(self, r: CollectorRegistry) -> None:

@@ -27,6 +27,7 @@ CLERK_MIN_EXPIRES_IN_S = 30
 _CLERK_REAL_HOST = "api.clerk.com"
 _ORG_RE = re.compile(r"^org_[A-Za-z0-9]+$")
 _SESSION_RE = re.compile(r"^sess_[A-Za-z0-9]+$")
+_USER_RE = re.compile(r"^user_[A-Za-z0-9]+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -44,6 +45,8 @@ class Settings:
     clerk_api_url: str = "https://api.clerk.com"
     clerk_secret_key: SecretStr | None = None
     clerk_session_id: str | None = None
+    clerk_user_id: str | None = None  # set: the worker gets and renews its own sessions
+    clerk_session_renewal_margin_s: float | None = None  # None: a fifth of the lifetime
     clerk_token_template: str | None = None
     clerk_token_expires_in_s: int | None = None
     token_file: Path | None = None
@@ -165,12 +168,16 @@ def _jwt_role(key: str) -> object:
 def _read_clerk(r: Reader) -> dict[str, object]:
     api_url = r.url("CLERK_API_URL", r.raw("CLERK_API_URL") or "https://api.clerk.com")
     token_file = r.raw("WORKER_TOKEN_FILE")
-    secret = sid = None
+    secret = sid = user = None
     if token_file is None:
         secret = r.required("CLERK_SECRET_KEY", "the Clerk secret key (sk_live_... or sk_test_...)")
-        sid = r.required("CLERK_SESSION_ID", "the service user's Clerk session id (sess_...)")
-        r.matching("CLERK_SESSION_ID", sid, _SESSION_RE, "a Clerk session id like sess_2abc")
+        sid, user = _read_session_or_user(r)
     issuer = r.url("CLERK_ISSUER", r.raw("CLERK_ISSUER"))
+    if user and (secret or "").startswith("sk_live_") and issuer is None:
+        r.problems.append(
+            "CLERK_ISSUER is required with CLERK_USER_ID on a production instance: set it to "
+            "the Frontend API URL (the worker signs the service user in there)"
+        )
     jwks = r.url("CLERK_JWKS_URL", r.raw("CLERK_JWKS_URL"))
     if jwks is None and issuer is not None:
         jwks = f"{issuer}/.well-known/jwks.json"
@@ -183,6 +190,8 @@ def _read_clerk(r: Reader) -> dict[str, object]:
         "clerk_api_url": api_url,
         "clerk_secret_key": SecretStr(secret) if secret else None,
         "clerk_session_id": sid,
+        "clerk_user_id": user,
+        "clerk_session_renewal_margin_s": _read_margin(r),
         "clerk_issuer": issuer,
         "clerk_jwks_url": jwks,
         "clerk_token_template": r.raw("CLERK_TOKEN_TEMPLATE"),
@@ -202,6 +211,24 @@ def _read_token_role(r: Reader) -> str:
             "session token's 'role' claim carries"
         )
     return role
+
+
+def _read_session_or_user(r: Reader) -> tuple[str | None, str | None]:
+    sid, user = r.raw("CLERK_SESSION_ID"), r.raw("CLERK_USER_ID")
+    if sid is None and user is None:
+        r.problems.append(
+            "CLERK_USER_ID or CLERK_SESSION_ID is required: set CLERK_USER_ID to the org's "
+            "service user (user_...) and the worker gets and renews its own sessions, or "
+            "CLERK_SESSION_ID to a session you created (sess_...)"
+        )
+    r.matching("CLERK_SESSION_ID", sid, _SESSION_RE, "a Clerk session id like sess_2abc")
+    r.matching("CLERK_USER_ID", user, _USER_RE, "a Clerk user id like user_2abc")
+    return sid, user
+
+
+def _read_margin(r: Reader) -> float | None:
+    name = "CLERK_SESSION_RENEWAL_MARGIN_SECONDS"
+    return None if r.raw(name) is None else r.number(name, 0.0, float, 1)
 
 
 def _read_expires_in(r: Reader, api_url: str | None) -> int | None:

@@ -2,9 +2,10 @@
 
 Owns where tokens come from (``sources``), how they are checked (``verify``: JWKS
 signature, ``iss``, org, ``role``), when they are refreshed (``schedule``) and who hears
-of a new one (``fanout``, through ``TokenManager.add_listener``). Never touches Realtime,
-the dispatcher or delivery: they receive tokens through listeners or read
-``TokenManager.current``.
+of a new one (``fanout``, through ``TokenManager.add_listener``), and, with
+``CLERK_USER_ID``, the Clerk session itself (``sessions``: got, renewed, replaced, revoked).
+Never touches Realtime, the dispatcher or delivery: they receive tokens through listeners
+or read ``TokenManager.current``.
 """
 
 from worker.tokens.manager import Listener, TokenManager, Verifier

@@ -16,7 +16,7 @@ import httpx
 from worker.errors import SessionEnded, TokenUnavailable
 from worker.settings import CLERK_MIN_EXPIRES_IN_S, SecretStr
 
-__all__ = ["ClerkTokenSource"]
+__all__ = ["ClerkTokenSource", "clerk_error", "retry_after_seconds"]
 
 #: Clerk error codes that mean the session is gone for good (besides a plain 404).
 _SESSION_GONE_CODES = frozenset(
@@ -92,7 +92,7 @@ def _jwt_of(response: httpx.Response) -> str:
 
 def _error_for(response: httpx.Response) -> Exception:
     status = response.status_code
-    code, message = _clerk_error(response)
+    code, message = clerk_error(response)
     detail = f"{code}: {message}" if code else message
     if status == 404 or code in _SESSION_GONE_CODES:
         return SessionEnded(
@@ -109,12 +109,12 @@ def _error_for(response: httpx.Response) -> Exception:
         return TokenUnavailable(
             "Clerk rate limit reached (HTTP 429)",
             status=status,
-            retry_after_s=_retry_after(response.headers.get("Retry-After")),
+            retry_after_s=retry_after_seconds(response.headers.get("Retry-After")),
         )
     return TokenUnavailable(f"Clerk answered HTTP {status} ({detail})", status=status)
 
 
-def _clerk_error(response: httpx.Response) -> tuple[str | None, str]:
+def clerk_error(response: httpx.Response) -> tuple[str | None, str]:
     """The first ``{"errors": [{"code", "message", "long_message"}]}`` entry, if any."""
     try:
         body = response.json()
@@ -129,7 +129,7 @@ def _clerk_error(response: httpx.Response) -> tuple[str | None, str]:
     return (code if isinstance(code, str) else None), str(text)[:300]
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
     if not value:
         return None
