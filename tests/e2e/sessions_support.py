@@ -15,9 +15,10 @@ from devstack.clerk.settings import InstanceType
 from devstack.postgres import Server
 from devstack.realtime.settings import RealtimeSettings
 from devstack.stack import Stack, StackConfig
-from tests.e2e.conftest import Org, Recorder, eventually, insert_events, worker_env
+from tests.e2e.conftest import Org, Recorder, insert_events, worker_env
 from worker.app import Worker, running
 from worker.settings import Settings
+from worker.testing import eventually
 
 CLOSE_REASONS = (
     "token_expired",
@@ -115,7 +116,9 @@ async def run_through_lifetimes(stack: Stack, lifetimes: int, lifetime_s: float)
     async with running(settings, registry=recorder.registry) as worker:
         first = session_of(worker)["session_id"]
         watch = await produce(stack, worker, org, lifetimes * lifetime_s + 2)
-        await eventually(recorder.handled(watch.inserted), 20, "every event handled")
+        await eventually(
+            recorder.handled(watch.inserted), timeout_s=20, message="every event handled"
+        )
         assert sorted(recorder.ids()) == sorted(watch.inserted)  # each exactly once
         assert worker.is_running
         assert watch.not_ready == []

@@ -13,7 +13,7 @@ import pytest
 
 from devstack.postgres import Server
 from devstack.stack import Stack
-from tests.e2e.conftest import Recorder, eventually
+from tests.e2e.conftest import Recorder
 from tests.e2e.sessions_support import (
     active_sessions,
     channel_closes,
@@ -27,6 +27,7 @@ from tests.e2e.test_newcomer_errors import cli
 from worker.app import running
 from worker.errors import SessionUnobtainable
 from worker.settings import Settings
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -51,11 +52,13 @@ async def test_a_revoked_session_is_replaced_within_seconds_losing_no_event(stac
         before = await produce(stack, w, org, 2)
         stack.clerk.revoke_session(first)
         revoked_at = anyio.current_time()
-        await eventually(lambda: session_of(w)["session_id"] != first, 10, "a new session")
+        await eventually(
+            lambda: session_of(w)["session_id"] != first, timeout_s=10, message="a new session"
+        )
         replaced_in = anyio.current_time() - revoked_at
         after = await produce(stack, w, org, 3)
         inserted = before.inserted + after.inserted
-        await eventually(recorder.handled(inserted), 20, "every event handled")
+        await eventually(recorder.handled(inserted), timeout_s=20, message="every event handled")
         assert sorted(recorder.ids()) == sorted(inserted)
         assert channel_closes(w) == 0
         assert after.not_ready == []
@@ -90,7 +93,9 @@ async def test_a_given_session_is_used_first_then_replaced_when_it_ends(stack: S
         first = session_of(w)
         assert (first["session_id"], first["obtained"]) == (given, "given")
         stack.clerk.end_session(given)
-        await eventually(lambda: session_of(w)["session_id"] != given, 10, "a new session")
+        await eventually(
+            lambda: session_of(w)["session_id"] != given, timeout_s=10, message="a new session"
+        )
         assert session_of(w)["obtained"] == "created"
 
 

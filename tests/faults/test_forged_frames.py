@@ -15,9 +15,9 @@ import pytest
 
 from devstack.stack import Stack
 from tests.db.personas import v2
-from tests.e2e.conftest import eventually, insert_events, provision
-from tests.faults.support import Recorder, running
-from tests.faults.test_delivery_faults import FAST, anchored, saved_checkpoint, until
+from tests.e2e.conftest import Recorder, insert_events, provision, run_worker
+from tests.faults.test_delivery_faults import FAST, anchored, saved_checkpoint
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -61,18 +61,24 @@ async def test_a_forged_outbox_frame_never_becomes_the_checkpoint_nor_skips_real
 ) -> None:
     org = provision(stack, "Acme")
     recorder = Recorder()
-    async with running(stack, org, recorder, **FAST) as worker:
-        await eventually(lambda: anchored(worker), 10, "checkpoint loaded")
+    async with run_worker(stack, org, recorder.registry, **FAST) as worker:
+        await eventually(lambda: anchored(worker), timeout_s=10, message="checkpoint loaded")
         await admin_broadcast(stack, org.org_id, forged_row(org.org_id))
-        await eventually(recorder.handled([FORGED_ID]), 15, "the forged frame is handled")
+        await eventually(
+            recorder.handled([FORGED_ID]), timeout_s=15, message="the forged frame is handled"
+        )
         before = await insert_events(stack.database_url, org.org_id, 3)
-        await eventually(recorder.handled(before), 15, "real events handled")
+        await eventually(recorder.handled(before), timeout_s=15, message="real events handled")
 
         async def saved_low_reaches(event_id: int) -> bool:
             checkpoint = await saved_checkpoint(stack, org)
             return checkpoint is not None and checkpoint[0] >= event_id
 
-        await until(lambda: saved_low_reaches(max(before)), 15, "the real events checkpointed")
+        await eventually(
+            lambda: saved_low_reaches(max(before)),
+            timeout_s=15,
+            message="the real events checkpointed",
+        )
         saved = await saved_checkpoint(stack, org)
         assert saved is not None
         assert saved[0] < FORGED_ID
@@ -81,10 +87,12 @@ async def test_a_forged_outbox_frame_never_becomes_the_checkpoint_nor_skips_real
         assert worker.delivery.ledger.progress.scan_from < FORGED_ID
     missed = await insert_events(stack.database_url, org.org_id, 3)  # while no worker runs
     again = Recorder()
-    async with running(stack, org, again, **FAST):
-        await eventually(again.handled(missed), 15, "events missed while down caught up")
+    async with run_worker(stack, org, again.registry, **FAST):
+        await eventually(
+            again.handled(missed), timeout_s=15, message="events missed while down caught up"
+        )
         await admin_broadcast(stack, org.org_id, forged_row(org.org_id))
         later = await insert_events(stack.database_url, org.org_id, 1)
-        await eventually(again.handled(later), 15, "the next live event")
+        await eventually(again.handled(later), timeout_s=15, message="the next live event")
     assert set(again.ids()) >= set(missed)
     assert not set(again.ids()) & set(before)  # handled before the restart: not repeated
