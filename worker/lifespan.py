@@ -83,10 +83,12 @@ class Resources:
                     self._values[hook] = await stack.enter_async_context(manager)
                 except Exception as exc:
                     raise ResourceError(f"{hook.name} failed to start: {exc!r}") from exc
-            try:
-                yield self
-            finally:
-                self._values.clear()
+                stack.callback(self._values.pop, hook, None)
+            yield self
+
+    def provide(self, hook: Lifespan[T], value: T) -> None:
+        """Use ``value`` as ``hook``'s, without running its setup (tests: a fake client)."""
+        self._values[hook] = value
 
     def get(self, hook: Lifespan[T]) -> T:
         """The opened value of ``hook``; ``ResourceError`` if it is not open."""
