@@ -23,6 +23,7 @@ from worker.clock import Clock
 from worker.context import ContextFactory, make_data_client
 from worker.delivery import Delivery, Ledger, finisher
 from worker.dispatch import Dispatcher
+from worker.lifespan import Resources
 from worker.observe import HealthChecks, HttpServer, Metrics
 from worker.realtime import Intake, RealtimeAdapter, Supervisor, SupervisorTiming
 from worker.registry import HandlerRegistry
@@ -42,6 +43,7 @@ class Options:
     metrics_registry: CollectorRegistry
     token_source: TokenSource | None = None
     supervisor_timing: SupervisorTiming | None = None  # tests shrink backoffs and floors
+    resources: Resources = dataclasses.field(default_factory=Resources)  # handler lifespans
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,13 @@ def compose(
         clock=opts.clock,
     )
     ledger = Ledger(settle_s=s.settle_s)
-    contexts = ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter, storage=storage)
+    contexts = ContextFactory(
+        org_id=s.org_id,
+        data=data,
+        broadcaster=adapter,
+        storage=storage,
+        resources=opts.resources,
+    )
     dispatcher = _dispatcher(s, opts, metrics, contexts, ledger)
     delivery = Delivery(
         s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
