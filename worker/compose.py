@@ -104,13 +104,7 @@ def compose(
         clock=opts.clock,
     )
     ledger = Ledger(settle_s=s.settle_s)
-    contexts = ContextFactory(
-        org_id=s.org_id,
-        data=data,
-        broadcaster=adapter,
-        storage=storage,
-        resources=opts.resources,
-    )
+    contexts = _contexts(s, opts, data, adapter, storage)
     dispatcher = _dispatcher(s, opts, metrics, contexts, ledger)
     delivery = Delivery(
         s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
@@ -127,6 +121,23 @@ def compose(
     _add_checks(checks, tokens, supervisor)
     server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
     return Components(tokens, data, dispatcher, delivery, supervisor, server, checks, storage)
+
+
+def _contexts(
+    s: Settings,
+    opts: Options,
+    data: AsyncPostgrestClient,
+    adapter: RealtimeAdapter,
+    storage: AsyncStorageClient,
+) -> ContextFactory:
+    """The handlers' contexts, reading the handler modules' lifespans (opened by the app)."""
+    return ContextFactory(
+        org_id=s.org_id,
+        data=data,
+        broadcaster=adapter,
+        storage=storage,
+        resources=opts.resources,
+    )
 
 
 def _dispatcher(

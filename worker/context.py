@@ -105,7 +105,8 @@ class ContextFactory:
         resources: Resources | None = None,
     ) -> None:
         self._org_id = org_id
-        self._resources = resources or Resources()
+        #: What ``ctx.resource(hook)`` reads: the worker's opened lifespans.
+        self.resources = resources or Resources()
         self._data = data
         self._broadcaster = broadcaster
         self._storage = storage
@@ -127,7 +128,7 @@ class ContextFactory:
             attempt=attempt,
             _broadcaster=self._broadcaster,
             _storage=self._storage,
-            _resources=self._resources,
+            _resources=self.resources,
         )
 
 
