@@ -22,12 +22,13 @@ from storage3 import AsyncStorageClient
 from storage3.exceptions import StorageApiError
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, insert_events, provision, worker_env
+from tests.e2e.conftest import Org, insert_events, provision, worker_env
 from worker.app import Worker, running
 from worker.errors import StorageError
 from worker.registry import load_handlers
 from worker.settings import Settings
 from worker.storage import OrgFiles, make_storage_client
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
@@ -86,8 +87,8 @@ async def test_each_event_becomes_one_report_in_its_own_orgs_folder_across_token
                 lambda b=before: all(
                     refreshes(w) > n for w, n in zip(running_workers, b, strict=True)
                 ),
-                20,
-                "every worker refreshed its token",
+                timeout_s=20,
+                message="every worker refreshed its token",
             )
         await _assert_each_org_sees_exactly_its_own_reports(stack, orgs, inserted)
     await _assert_org_b_cannot_read_org_a(stack, *orgs, inserted[orgs[0].org_id])
