@@ -147,12 +147,11 @@ class Attempts:
         """Run the still-pending routes once; drop each that succeeds from ``pending``."""
         ctx = self._context(event, attempt)
         for route in list(pending):
-            policy = route.policy
-            limit = policy.max_attempts or self._max_attempts
+            policy = route.policy  # attribute reads only: this runs for every call
             timeout_s = policy.timeout_s or self._timeout_s
             given = event if policy.payload is None else _typed(event, policy.payload)
             if isinstance(given, str):  # the payload does not match: never call the handler
-                return _Failure(HandledResult.ERROR, NonRetryable(given), limit)
+                return _Failure(HandledResult.ERROR, NonRetryable(given), 1)
             started = self._clock.monotonic()
             failure: _Failure | None = None
             # The event loop's clock, not self._clock: the deadline is the loop's to keep.
@@ -161,7 +160,7 @@ class Attempts:
                 with scope:
                     await route.handler(given, ctx)
             except Exception as exc:  # a handler bug must never stop other events
-                failure = _Failure(HandledResult.ERROR, exc, limit)
+                failure = _Failure(HandledResult.ERROR, exc, self._limit(route))
             finally:
                 self.in_flight.discard(scope)
             self._books.observe(self._clock.monotonic() - started)
@@ -169,11 +168,15 @@ class Attempts:
                 if self.abandon:
                     raise Cancelled
                 timeout = TimeoutError(f"the handler ran longer than {timeout_s:g}s")
-                failure = _Failure(HandledResult.TIMEOUT, timeout, limit)
+                failure = _Failure(HandledResult.TIMEOUT, timeout, self._limit(route))
             if failure is not None:
                 return failure
             pending.remove(route)
         return None
+
+    def _limit(self, route: Route) -> int:
+        """The route's ``max_attempts``, else the dispatcher's (read only on a failure)."""
+        return route.policy.max_attempts or self._max_attempts
 
     def _cancellable(self, deadline: float) -> anyio.CancelScope:
         """A scope ``drain()`` can cancel, ending at ``deadline`` (loop time); the caller
