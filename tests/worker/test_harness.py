@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from worker import Context, Event, HandlerRegistry, NonRetryable, Retry
 from worker.dispatch import HandledResult
-from worker.testing import Broadcast, HandlerHarness
+from worker.testing import Broadcast, HandlerHarness, Recorder, make_context, make_event
 
 pytestmark = pytest.mark.anyio
 
@@ -135,3 +135,17 @@ async def test_typed_payloads_give_created_at_as_a_datetime() -> None:
     [when] = seen
     assert when is not None
     assert when.isoformat() == "2027-01-15T08:00:00+00:00"  # type: ignore[attr-defined]
+
+
+async def test_make_context_records_one_direct_call() -> None:
+    recorder = Recorder(respond=lambda request: httpx.Response(200, json=[{"id": 1}]))
+    event = make_event("events", "task.read", {"id": 1})
+    ctx = make_context(event, recorder=recorder, attempt=2)
+    await registry().handlers_for("events", "task.read")[0].handler(event, ctx)
+    await ctx.broadcast("notifications", "done", {"ok": True})
+    await ctx.data.aclose()
+    assert ctx.attempt == 2
+    assert [r.url.path for r in recorder.requests] == ["/rest/v1/tasks"]
+    assert [r.getMessage() for r in recorder.logs] == ["read 1 rows"]
+    assert recorder.logs[0].event_id == 1  # type: ignore[attr-defined]
+    assert recorder.broadcasts == [Broadcast("notifications", "done", {"ok": True})]
