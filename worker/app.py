@@ -28,6 +28,7 @@ from worker.compose import Components, Options, compose
 from worker.delivery import Delivery
 from worker.dispatch import Dispatcher
 from worker.errors import WorkerError, sole_error
+from worker.lifespan import Resources
 from worker.observe import HealthChecks, Metrics
 from worker.realtime import Supervisor, SupervisorTiming
 from worker.registry import HandlerRegistry, load_handlers
@@ -56,7 +57,10 @@ class Worker:
         self.settings = settings
         handlers = registry or load_handlers(settings.handlers)
         handlers.validate(settings.topics)  # fail at start, not at the first event
+        resources = Resources()
+        resources.configure(handlers.lifespans, settings)  # ConfigError: exit 2, no I/O yet
         self._options = Options(
+            resources=resources,
             registry=handlers,
             clock=clock or SystemClock(),
             metrics_registry=metrics_registry or CollectorRegistry(),
@@ -162,6 +166,8 @@ class Worker:
             await resources.enter_async_context(parts.data)  # closed after every child ended
             await resources.enter_async_context(parts.storage)  # likewise: its httpx client
             resources.callback(parts.dispatcher.close)  # its queue, even if it never ran
+            # Handler modules' lifespans: open before dispatch, closed after the drain.
+            await resources.enter_async_context(self._options.resources.opened())
             tg = await resources.enter_async_context(anyio.create_task_group())
             first, *rest = parts.children
             await tg.start(first)  # the first verified token, or why there is none

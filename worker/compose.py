@@ -25,6 +25,7 @@ from worker.clock import Clock
 from worker.context import ContextFactory, make_data_client
 from worker.delivery import Delivery, Ledger, finisher
 from worker.dispatch import Dispatcher
+from worker.lifespan import Resources
 from worker.observe import HealthChecks, HttpServer, Metrics
 from worker.realtime import Intake, RealtimeAdapter, Supervisor, SupervisorTiming
 from worker.registry import HandlerRegistry
@@ -45,6 +46,7 @@ class Options:
     metrics_registry: CollectorRegistry
     token_source: TokenSource | None = None
     supervisor_timing: SupervisorTiming | None = None  # tests shrink backoffs and floors
+    resources: Resources = dataclasses.field(default_factory=Resources)  # handler lifespans
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def compose(
         clock=opts.clock,
     )
     ledger = Ledger(settle_s=s.settle_s)
-    contexts = ContextFactory(org_id=s.org_id, data=data, broadcaster=adapter, storage=storage)
+    contexts = _contexts(s, opts, data, adapter, storage)
     dispatcher = _dispatcher(s, opts, metrics, contexts, ledger)
     delivery = Delivery(
         s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
@@ -137,6 +139,23 @@ def compose(
     server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
     parts = (tokens, data, dispatcher, delivery, supervisor, server, checks, storage)
     return Components(*parts, sessions=keeper)
+
+
+def _contexts(
+    s: Settings,
+    opts: Options,
+    data: AsyncPostgrestClient,
+    adapter: RealtimeAdapter,
+    storage: AsyncStorageClient,
+) -> ContextFactory:
+    """The handlers' contexts, reading the handler modules' lifespans (opened by the app)."""
+    return ContextFactory(
+        org_id=s.org_id,
+        data=data,
+        broadcaster=adapter,
+        storage=storage,
+        resources=opts.resources,
+    )
 
 
 def _dispatcher(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from postgrest import AsyncPostgrestClient
@@ -19,12 +19,14 @@ from storage3 import AsyncStorageClient
 
 from worker.errors import DataApiError, StorageError
 from worker.events import Event, channel_topic
+from worker.lifespan import Lifespan, Resources
 from worker.ports import TokenProvider
 from worker.storage import OrgFiles
 
 __all__ = ["Broadcaster", "Context", "ContextFactory", "EventLogger", "make_data_client"]
 
 _log = logging.getLogger("worker.handler")
+T = TypeVar("T")
 
 
 class Broadcaster(Protocol):
@@ -51,7 +53,7 @@ class Context:
     ``data`` is the shared PostgREST client, already authorized with the current token;
     ``storage`` the shared Storage client (storage3) likewise, and ``files`` this org's
     folder of the ``org-files`` bucket; ``attempt`` is 1 on the first call and grows on
-    retries.
+    retries; ``resource(hook)`` the opened value of a module's ``Lifespan``.
     """
 
     org_id: str
@@ -61,6 +63,12 @@ class Context:
     _broadcaster: Broadcaster = field(repr=False)
     attempt: int = 1
     _storage: AsyncStorageClient | None = field(default=None, repr=False)
+    _resources: Resources = field(default_factory=Resources, repr=False)
+
+    def resource(self, hook: Lifespan[T]) -> T:
+        """The value ``hook`` opened, typed as its setup's manager yields it;
+        ``ResourceError`` if it is not open."""
+        return self._resources.get(hook)
 
     @property
     def storage(self) -> AsyncStorageClient:
@@ -94,8 +102,11 @@ class ContextFactory:
         broadcaster: Broadcaster,
         storage: AsyncStorageClient | None = None,
         logger: logging.Logger = _log,
+        resources: Resources | None = None,
     ) -> None:
         self._org_id = org_id
+        #: What ``ctx.resource(hook)`` reads: the worker's opened lifespans.
+        self.resources = resources or Resources()
         self._data = data
         self._broadcaster = broadcaster
         self._storage = storage
@@ -117,6 +128,7 @@ class ContextFactory:
             attempt=attempt,
             _broadcaster=self._broadcaster,
             _storage=self._storage,
+            _resources=self.resources,
         )
 
 

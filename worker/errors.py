@@ -14,6 +14,8 @@
     │   └── JoinRefused             the server refused a join (reason = the server's text)
     ├── DataApiError                a data API (PostgREST) call failed
     ├── StorageError                a Storage call failed (``status``: the platform's, if any)
+    ├── ResourceError               a handler module's lifespan failed to open (exit 1), or
+    │                               a resource read while not open
     └── HandlerError                base of what handlers raise to steer retries
         ├── Retry                   retry this event, optionally after `after_s`
         └── NonRetryable            do not retry; dead-letter now
@@ -100,6 +102,10 @@ class StorageError(WorkerError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class ResourceError(WorkerError):
+    """A handler module's ``Lifespan`` failed to open, or was read while not open."""
 
 
 class HandlerError(WorkerError):

@@ -17,8 +17,10 @@ import httpx
 
 from worker.clock import SystemClock
 from worker.context import make_data_client
-from worker.errors import JoinRefused, StorageError, WorkerError
+from worker.errors import ConfigError, JoinRefused, StorageError, WorkerError
+from worker.lifespan import Resources
 from worker.realtime.adapter import RealtimeAdapter
+from worker.registry import load_handlers
 from worker.settings import Settings
 from worker.storage import OrgFiles, make_storage_client
 from worker.tokens import ClerkTokenSource, Token, TokenVerifier, source_from_settings
@@ -119,6 +121,7 @@ async def run_checks(settings: Settings, out: TextIO, *, storage: bool = False) 
     """``realtime-worker check``: 0 when every step passes, else 1. With ``storage``, also
     write and delete a probe object under ``<org_id>/`` of the ``org-files`` bucket."""
     report = Report(out)
+    _check_handlers(settings, report)
     async with httpx.AsyncClient(timeout=15.0) as http:
         token = await _check_token(settings, http, report)
     if token is not None:
@@ -144,6 +147,22 @@ async def _check_token(settings: Settings, http: httpx.AsyncClient, report: Repo
         lambda: mint_and_verify(settings, http, session.id if session else None),
         lambda t: f"verified, kid={t.kid}, org={t.org_id}, expires in {t.lifetime_s:.0f}s",
     )
+
+
+def _check_handlers(settings: Settings, report: Report) -> None:
+    """The handlers load and validate, and their modules' settings are valid: one line
+    per lifespan, as its manager's repr shows it (secrets hidden)."""
+    try:
+        registry = load_handlers(settings.handlers)
+        registry.validate(settings.topics)
+        resources = Resources()
+        resources.configure(registry.lifespans, settings)
+    except ConfigError as exc:
+        report.line(False, "handlers", "; ".join(exc.problems))
+        return
+    report.line(True, "handlers", f"{len(registry.routes)} route(s) loaded and valid")
+    for name, shown in resources.describe():
+        report.line(True, f"resource {name.rsplit('.', 1)[0]}", shown)
 
 
 async def _step(

@@ -31,6 +31,7 @@ import pytest
 from devstack.stack import Stack
 from tests.deploy._tools import ROOT, run_ok
 from tests.e2e.conftest import provision, worker_env
+from tests.worker.test_readme_testing import readme_example
 
 pytestmark = pytest.mark.timeout(300)  # the first test also builds the wheels (~30 s warm)
 
@@ -175,6 +176,31 @@ def test_console_script_reports_missing_settings_with_exit_2(installed: Installe
     assert result.returncode == 2, result.stdout + result.stderr
     for variable in ("SUPABASE_URL", "ORG_ID"):
         assert variable in result.stderr
+
+
+def test_a_handler_test_with_worker_testing_passes_in_the_fresh_venv(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The README's handler and its pytest file, against the installed wheel only: no
+    stack, no source tree. pytest is the user's, so it goes beside the venv, not in it."""
+    libs = tmp_path / "user-site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+    run_ok([*pip, "--target", str(libs), "pytest"], cwd=tmp_path, timeout=180)
+    project = installed.home / "my-handlers"
+    project.mkdir()
+    for name, body in readme_example().items():
+        (project / name).write_text(body)
+    done = subprocess.run(
+        [str(installed.bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=installed.env(PYTHONPATH=str(libs)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
 
 
 @pytest.mark.anyio

@@ -16,24 +16,15 @@ from worker.dispatch import Dispatcher, Outcome
 from worker.errors import NonRetryable, Retry
 from worker.events import Event
 from worker.registry import HandlerRegistry
-from worker.testing import FakeClock, eventually
+from worker.testing import FakeClock, eventually, make_event
 
 pytestmark = pytest.mark.anyio
 
 ORG = "org_2abc"
 
 
-def make_event(n: int, topic: str = "events", name: str = "thing.done") -> Event:
-    return Event(
-        org_id=ORG,
-        topic=topic,
-        channel_topic=f"org:{ORG}:{topic}",
-        event=name,
-        payload={"n": n},
-        event_id=n,
-        message_id=None,
-        received_at=0.0,
-    )
+def numbered(n: int, topic: str = "events", name: str = "thing.done") -> Event:
+    return make_event(topic, name, {"n": n}, org_id=ORG, event_id=n)
 
 
 class Harness:
@@ -96,7 +87,7 @@ async def test_events_are_handled_with_one_canonical_line(
         seen.append(event.payload["n"])
 
     h = await running(reg, concurrency=2)
-    assert all(h.dispatcher.offer(make_event(n)) for n in range(5))
+    assert all(h.dispatcher.offer(numbered(n)) for n in range(5))
     await eventually(lambda: len(h.done) == 5)
     assert sorted(seen) == list(range(5))
     assert {o for _, o in h.done} == {Outcome.SUCCESS}
@@ -111,9 +102,9 @@ async def test_events_are_handled_with_one_canonical_line(
 
 async def test_offer_never_blocks_and_counts_a_full_queue() -> None:
     h = Harness(HandlerRegistry(), queue_size=2)
-    assert h.dispatcher.offer(make_event(1))
-    assert h.dispatcher.offer(make_event(2))
-    assert not h.dispatcher.offer(make_event(3))
+    assert h.dispatcher.offer(numbered(1))
+    assert h.dispatcher.offer(numbered(2))
+    assert not h.dispatcher.offer(numbered(3))
     stats = h.dispatcher.statistics()
     assert (stats.queued, stats.rejected_full, stats.offered) == (2, 1, 2)
     assert h.probe.value("events_rejected_total", reason="queue_full") == 1
@@ -138,7 +129,7 @@ async def test_retry_after_is_honoured_and_only_failed_handlers_rerun(
             raise Retry("later", after_s=7.0)
 
     h = await running(reg)
-    h.dispatcher.offer(make_event(1))
+    h.dispatcher.offer(numbered(1))
     await eventually(lambda: h.done == [(1, Outcome.SUCCESS)])
     assert calls == {"first": 1, "second": 2}
     assert 7.0 in h.clock.sleeps
@@ -158,7 +149,7 @@ async def test_non_retryable_dead_letters_at_once(
         raise NonRetryable("bad input")
 
     h = await running(reg)
-    h.dispatcher.offer(make_event(9))
+    h.dispatcher.offer(numbered(9))
     await eventually(lambda: h.done == [(9, Outcome.DEAD_LETTER)])
     assert calls == [1]
     assert h.handled("events", "dead_letter") == 1
@@ -176,7 +167,7 @@ async def test_exhausted_attempts_back_off_and_dead_letter(running: Callable[...
         raise ValueError("bug")
 
     h = await running(reg, max_attempts=3, backoff_base_s=1.0, backoff_cap_s=30.0)
-    h.dispatcher.offer(make_event(1))
+    h.dispatcher.offer(numbered(1))
     await eventually(lambda: h.done == [(1, Outcome.DEAD_LETTER)])
     assert h.handled("events", "error") == 3
     assert len(h.clock.sleeps) == 2
@@ -199,8 +190,8 @@ async def test_a_hanging_handler_times_out_without_stopping_others(
         pass
 
     h = await running(reg, concurrency=1, handler_timeout_s=0.05, max_attempts=2)
-    h.dispatcher.offer(make_event(1, name="hang"))
-    h.dispatcher.offer(make_event(2, name="ok"))
+    h.dispatcher.offer(numbered(1, name="hang"))
+    h.dispatcher.offer(numbered(2, name="ok"))
     await eventually(lambda: len(h.done) == 2)
     assert h.done == [(1, Outcome.DEAD_LETTER), (2, Outcome.SUCCESS)]
     assert h.handled("events", "timeout") == 2
@@ -210,7 +201,7 @@ async def test_a_hanging_handler_times_out_without_stopping_others(
 
 async def test_events_without_handlers_are_ignored(running: Callable[..., Any]) -> None:
     h = await running(HandlerRegistry())
-    h.dispatcher.offer(make_event(1))
+    h.dispatcher.offer(numbered(1))
     await eventually(lambda: h.done == [(1, Outcome.IGNORED)])
 
 
@@ -223,8 +214,8 @@ async def test_a_failing_on_done_hook_is_contained(running: Callable[..., Any]) 
         raise RuntimeError("checkpoint store down")
 
     h.dispatcher._on_done = bad_hook  # the hook is a constructor argument; reuse the harness
-    h.dispatcher.offer(make_event(1))
-    h.dispatcher.offer(make_event(2))
+    h.dispatcher.offer(numbered(1))
+    h.dispatcher.offer(numbered(2))
     await eventually(lambda: h.dispatcher.statistics().succeeded == 2)
 
 
@@ -243,12 +234,12 @@ async def test_drain_lets_in_flight_finish_within_grace() -> None:
     h = Harness(reg, concurrency=2)
     async with anyio.create_task_group() as tg:
         await tg.start(h.dispatcher.run)
-        h.dispatcher.offer(make_event(1))
-        h.dispatcher.offer(make_event(2))
+        h.dispatcher.offer(numbered(1))
+        h.dispatcher.offer(numbered(2))
         await eventually(lambda: h.dispatcher.statistics().in_flight == 2)
         tg.start_soon(h.dispatcher.drain, 5.0)
         await eventually(lambda: not h.dispatcher.statistics().accepting)
-        assert not h.dispatcher.offer(make_event(3))
+        assert not h.dispatcher.offer(numbered(3))
         release.set()
     assert sorted(h.done) == [(1, Outcome.SUCCESS), (2, Outcome.SUCCESS)]
 
@@ -266,7 +257,7 @@ async def test_drain_cancels_stragglers_and_abandons_the_queue() -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(h.dispatcher.run)
             for n in (1, 2, 3):
-                h.dispatcher.offer(make_event(n))
+                h.dispatcher.offer(numbered(n))
             await eventually(lambda: h.dispatcher.statistics().in_flight == 1)
             await h.dispatcher.drain(0.05)
     assert h.done == [(1, Outcome.CANCELLED), (2, Outcome.ABANDONED), (3, Outcome.ABANDONED)]
@@ -278,7 +269,7 @@ async def test_drain_before_run_returns_at_once() -> None:
     h = Harness(HandlerRegistry())
     with anyio.fail_after(1):
         await h.dispatcher.drain(10.0)
-    assert not h.dispatcher.offer(make_event(1))
+    assert not h.dispatcher.offer(numbered(1))
 
 
 async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
@@ -292,7 +283,7 @@ async def test_drain_cancels_an_event_waiting_out_its_retry_backoff() -> None:
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(h.dispatcher.run)
-            h.dispatcher.offer(make_event(1))
+            h.dispatcher.offer(numbered(1))
             await eventually(lambda: len(h.clock.sleeps) == 1)
             await h.dispatcher.drain(0.05)
     assert h.done == [(1, Outcome.CANCELLED)]
@@ -314,7 +305,7 @@ async def test_a_handler_timeout_is_not_mistaken_for_a_shutdown_cancel(
             await anyio.sleep_forever()
 
     h = await running(reg, handler_timeout_s=0.05, max_attempts=2)
-    h.dispatcher.offer(make_event(1))
+    h.dispatcher.offer(numbered(1))
     await eventually(lambda: h.done == [(1, Outcome.SUCCESS)])
     assert calls == [1, 2]
     assert h.handled("events", "timeout") == 1

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.worker.rt_fakes import FakeTokens
+from worker import testing
 from worker.context import ContextFactory, make_data_client
 from worker.errors import DataApiError, NonRetryable, Retry
 from worker.events import Event
@@ -26,12 +27,11 @@ SECRET = "whsec_test"
 
 
 def make_event(event_id: int | None = 7) -> Event:
-    return Event(
+    return testing.make_event(
+        "events",
+        "invoice.paid",
+        {"amount": 10},
         org_id=ORG,
-        topic="events",
-        channel_topic=f"org:{ORG}:events",
-        event="invoice.paid",
-        payload={"amount": 10},
         event_id=event_id,
         message_id="m-1",
         received_at=1.0,

@@ -126,7 +126,17 @@ PUBLIC = {
         "parse_broadcast",
     ],
     "worker.handlers": [],
-    "worker.testing": ["FakeClock", "eventually"],
+    "worker.testing": [
+        "Broadcast",
+        "Delivered",
+        "FakeClock",
+        "HandlerHarness",
+        "Recorder",
+        "RecordingMetrics",
+        "eventually",
+        "make_context",
+        "make_event",
+    ],
 }
 
 

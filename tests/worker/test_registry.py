@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from worker.context import Context
 from worker.errors import ConfigError
@@ -163,3 +164,28 @@ def test_remembered_lookups_stay_bounded_whatever_event_names_arrive() -> None:
 
 async def _handler(event: object, ctx: object) -> None:
     pass
+
+
+def test_policies_travel_with_the_marks_and_are_checked_at_validate() -> None:
+    class Paid(BaseModel):
+        amount: int
+
+    @on("events", "invoice.paid", payload=Paid, timeout_s=2.5, max_attempts=2)
+    async def typed(event: Event, ctx: Context) -> None:
+        del event, ctx
+
+    reg = HandlerRegistry()
+    reg.add_marked(typed)
+    [route] = reg.routes
+    assert (route.policy.payload, route.policy.timeout_s, route.policy.max_attempts) == (
+        Paid,
+        2.5,
+        2,
+    )
+    reg.validate(["events"])
+    bad = HandlerRegistry()
+    bad.on("events", payload=dict, timeout_s=True, max_attempts=1.5)(a)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as caught:
+        bad.validate(["events"])
+    assert len(caught.value.problems) == 3
+    assert "payload=<class 'dict'> must be a pydantic BaseModel class" in caught.value.problems[0]

@@ -12,7 +12,17 @@ pytestmark = pytest.mark.anyio
 
 
 def test_the_public_surface_is_pinned() -> None:
-    assert sorted(worker.testing.__all__) == ["FakeClock", "eventually"]
+    assert sorted(worker.testing.__all__) == [
+        "Broadcast",
+        "Delivered",
+        "FakeClock",
+        "HandlerHarness",
+        "Recorder",
+        "RecordingMetrics",
+        "eventually",
+        "make_context",
+        "make_event",
+    ]
 
 
 def test_wall_and_monotonic_time_start_where_asked_and_move_together() -> None:

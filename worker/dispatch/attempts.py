@@ -7,17 +7,25 @@ the wait a handler asked for with ``Retry(after_s=...)``, until ``max_attempts``
 ``NonRetryable`` and exhausted retries dead-letter the event. Every handler call and every
 wait runs in a cancel scope in ``in_flight``, which ``Dispatcher.drain()`` cancels when
 the grace period ends (``Cancelled``).
+
+A route's own ``Policy`` (``on(..., timeout_s=, max_attempts=, payload=)``) is read from
+the route per call: one attribute lookup, no per-event work beyond it. A payload that does
+not match the route's model fails as ``NonRetryable`` naming the invalid fields (never
+their values) before the handler is called.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
 
 import anyio
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState
+from tenacity.stop import stop_base
 
 from worker import retry
 from worker.clock import Clock
@@ -42,9 +50,10 @@ class Cancelled(Exception):
 class _Failure(Exception):
     """One failed attempt: ``kind`` is the metric label (``error``/``timeout``)."""
 
-    def __init__(self, kind: HandledResult, cause: BaseException) -> None:
+    def __init__(self, kind: HandledResult, cause: BaseException, limit: int) -> None:
         self.kind = kind
         self.cause = cause
+        self.limit = limit  # the failing route's max_attempts
         super().__init__(f"{kind}: {cause!r}")
 
 
@@ -104,7 +113,7 @@ class Attempts:
             wait=retry.RequestedOr(
                 _requested_delay, retry.EqualJitter(base_s=base, cap_s=cap, rng=self._rng)
             ),
-            stop=retry.stop_after_attempt(self._max_attempts),
+            stop=_StopAtLimit(),
             before_sleep=lambda state: self._will_retry(event, state),
         )
 
@@ -138,27 +147,36 @@ class Attempts:
         """Run the still-pending routes once; drop each that succeeds from ``pending``."""
         ctx = self._context(event, attempt)
         for route in list(pending):
+            policy = route.policy  # attribute reads only: this runs for every call
+            timeout_s = policy.timeout_s or self._timeout_s
+            given = event if policy.payload is None else _typed(event, policy.payload)
+            if isinstance(given, str):  # the payload does not match: never call the handler
+                return _Failure(HandledResult.ERROR, NonRetryable(given), 1)
             started = self._clock.monotonic()
             failure: _Failure | None = None
             # The event loop's clock, not self._clock: the deadline is the loop's to keep.
-            scope = self._cancellable(asyncio.get_running_loop().time() + self._timeout_s)
+            scope = self._cancellable(asyncio.get_running_loop().time() + timeout_s)
             try:
                 with scope:
-                    await route.handler(event, ctx)
+                    await route.handler(given, ctx)
             except Exception as exc:  # a handler bug must never stop other events
-                failure = _Failure(HandledResult.ERROR, exc)
+                failure = _Failure(HandledResult.ERROR, exc, self._limit(route))
             finally:
                 self.in_flight.discard(scope)
             self._books.observe(self._clock.monotonic() - started)
             if scope.cancelled_caught:
                 if self.abandon:
                     raise Cancelled
-                timeout = TimeoutError(f"the handler ran longer than {self._timeout_s:g}s")
-                failure = _Failure(HandledResult.TIMEOUT, timeout)
+                timeout = TimeoutError(f"the handler ran longer than {timeout_s:g}s")
+                failure = _Failure(HandledResult.TIMEOUT, timeout, self._limit(route))
             if failure is not None:
                 return failure
             pending.remove(route)
         return None
+
+    def _limit(self, route: Route) -> int:
+        """The route's ``max_attempts``, else the dispatcher's (read only on a failure)."""
+        return route.policy.max_attempts or self._max_attempts
 
     def _cancellable(self, deadline: float) -> anyio.CancelScope:
         """A scope ``drain()`` can cancel, ending at ``deadline`` (loop time); the caller
@@ -167,6 +185,28 @@ class Attempts:
         scope = anyio.CancelScope(deadline=deadline)
         self.in_flight.add(scope)
         return scope
+
+
+class _StopAtLimit(stop_base):
+    """``stop`` condition: the failing route's own ``max_attempts`` is used up."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        failure = retry.last_error(retry_state)
+        limit = failure.limit if isinstance(failure, _Failure) else 1
+        return retry_state.attempt_number >= limit
+
+
+def _typed(event: Event, model: type[BaseModel]) -> Event | str:
+    """``event`` with ``data`` the validated model, or why the payload does not match:
+    field paths and messages, never values (payloads may hold personal data)."""
+    try:
+        return dataclasses.replace(event, data=model.model_validate(event.payload))
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or '(payload)'}: {e['msg']} ({e['type']})"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        return f"payload does not match {model.__name__}: {'; '.join(problems)}"
 
 
 def _retryable(exc: BaseException) -> bool:

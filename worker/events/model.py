@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -87,6 +88,18 @@ class Event:
     received_at: float
     replayed: bool = False
     created_at: str | None = None
+    #: The payload validated into the route's ``payload=`` model (``on``); else None.
+    data: Any = field(default=None, hash=False, compare=False, repr=False)
+
+    @property
+    def created(self) -> datetime | None:
+        """``created_at`` (the outbox's, ISO 8601) as an aware ``datetime``, if present."""
+        if self.created_at is None:
+            return None
+        try:
+            return datetime.fromisoformat(self.created_at)
+        except ValueError:
+            return None
 
     @property
     def idempotency_key(self) -> str:

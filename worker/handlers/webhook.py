@@ -1,7 +1,11 @@
 """The ``webhook`` handler: POST each event as JSON to a URL, signed with HMAC-SHA256.
 
-Enable with ``WORKER_HANDLERS=worker.handlers.webhook`` and set ``WORKER_WEBHOOK_URL`` and
-``WORKER_WEBHOOK_SECRET``; or build ``WebhookHandler(url, secret)`` and register it yourself.
+Enable with ``WORKER_HANDLERS=worker.handlers.webhook`` and set ``WORKER_WEBHOOK_URL``,
+``WORKER_WEBHOOK_SECRET`` and optionally ``WORKER_WEBHOOK_TIMEOUT_SECONDS`` (default 10);
+they are validated when the worker starts (missing or invalid: exit 2, before connecting
+anywhere), and the module's ``Lifespan`` (``client``) opens the HTTP client before dispatch
+starts and closes it after the drain. Or build ``WebhookHandler(url, secret)`` and register
+it yourself.
 
 Each request carries:
 
@@ -15,21 +19,33 @@ Outcomes: 2xx succeeds; 408, 429, 5xx, timeouts and transport errors raise ``Ret
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
-import os
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from types import TracebackType
 
 import httpx
 
 from worker.context import Context
-from worker.errors import NonRetryable, Retry
+from worker.errors import ConfigError, NonRetryable, Retry
 from worker.events import Event
+from worker.lifespan import lifespan
 from worker.registry import on
+from worker.settings import SecretStr, Settings
+from worker.settings.reader import Reader
 
-__all__ = ["SIGNATURE_HEADER", "WebhookHandler", "body_of", "handle", "sign"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "WebhookHandler",
+    "WebhookSettings",
+    "body_of",
+    "client",
+    "handle",
+    "sign",
+]
 
 SIGNATURE_HEADER = "X-Worker-Signature"
 _RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -120,19 +136,66 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return min(max(seconds, 0.0), 300.0)
 
 
-@functools.cache
-def _from_env() -> WebhookHandler:
-    url = os.environ.get("WORKER_WEBHOOK_URL", "")
-    secret = os.environ.get("WORKER_WEBHOOK_SECRET", "")
-    if not url or not secret:
-        raise NonRetryable("worker.handlers.webhook needs WORKER_WEBHOOK_URL and _SECRET set")
-    try:
-        return WebhookHandler(url, secret)
-    except ValueError as exc:
-        raise NonRetryable(f"worker.handlers.webhook is misconfigured: {exc}") from exc
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The webhook's settings, read from the worker's environment at start."""
+
+    url: str
+    secret: SecretStr
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WebhookSettings:
+        """Read ``WORKER_WEBHOOK_*``; ``ConfigError`` listing every problem with its fix."""
+        problems: list[str] = []
+        r = Reader(environ, problems)
+        url = r.url(
+            "WORKER_WEBHOOK_URL",
+            r.required("WORKER_WEBHOOK_URL", "the https:// URL that receives each event"),
+        )
+        secret = r.required(
+            "WORKER_WEBHOOK_SECRET", "a long random string shared with the receiver"
+        )
+        timeout_s = r.number("WORKER_WEBHOOK_TIMEOUT_SECONDS", 10.0, float, 0.001)
+        if problems or url is None or secret is None:
+            raise ConfigError([f"worker.handlers.webhook: {p}" for p in problems])
+        return cls(url, SecretStr(secret), timeout_s)
+
+
+class _Opened(AbstractAsyncContextManager[WebhookHandler]):
+    """The ``client`` lifespan's manager: one ``WebhookHandler``, closed on exit."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+        self._handler: WebhookHandler | None = None
+
+    def __repr__(self) -> str:  # shown by `realtime-worker check`: never the secret
+        s = self.settings
+        return f"POST to {s.url}, signed (secret [secure]), timeout {s.timeout_s:g}s"
+
+    async def __aenter__(self) -> WebhookHandler:
+        s = self.settings
+        secret = s.secret.get_secret_value()
+        self._handler = WebhookHandler(s.url, secret, timeout_s=s.timeout_s)
+        return self._handler
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handler is not None:
+            await self._handler.aclose()
+
+
+@lifespan
+def client(settings: Settings) -> AbstractAsyncContextManager[WebhookHandler]:
+    """Validate ``WORKER_WEBHOOK_*`` (at start) and open the webhook's HTTP client."""
+    return _Opened(WebhookSettings.from_env(settings.environ))
 
 
 @on("*")
 async def handle(event: Event, ctx: Context) -> None:
-    """The env-configured webhook (read on first use, then kept)."""
-    await _from_env()(event, ctx)
+    """POST ``event`` with the client the ``client`` lifespan opened."""
+    await ctx.resource(client)(event, ctx)

@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -69,6 +69,9 @@ class Settings:
     catchup_interval_s: float = 30.0
     catchup_page_size: int = 500
     checkpoint_interval_s: float = 2.0
+    #: Every variable read (file and environment), for handler modules' own settings
+    #: (``worker.lifespan``); never shown (it holds the secrets above).
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def channel_topics(self) -> list[str]:
@@ -95,7 +98,7 @@ class Settings:
         kwargs = _read_core(reader) | _read_clerk(reader) | _read_worker(reader)
         if problems:
             raise ConfigError(problems)
-        return cls(**kwargs)  # type: ignore[arg-type]  # keys and types checked by Reader
+        return cls(**kwargs, environ=merged)  # type: ignore[arg-type]  # checked by Reader
 
 
 def _read_core(r: Reader) -> dict[str, object]:
