@@ -51,7 +51,8 @@ class Context:
     ``data`` is the shared PostgREST client, already authorized with the current token;
     ``storage`` the shared Storage client (storage3) likewise, and ``files`` this org's
     folder of the ``org-files`` bucket; ``attempt`` is 1 on the first call and grows on
-    retries.
+    retries. ``epoch`` is the lease epoch this worker leads under (a fencing token that
+    only grows; ``docs/reliability.md``), None with the lease disabled.
     """
 
     org_id: str
@@ -61,6 +62,7 @@ class Context:
     _broadcaster: Broadcaster = field(repr=False)
     attempt: int = 1
     _storage: AsyncStorageClient | None = field(default=None, repr=False)
+    epoch: int | None = None
 
     @property
     def storage(self) -> AsyncStorageClient:
@@ -94,12 +96,14 @@ class ContextFactory:
         broadcaster: Broadcaster,
         storage: AsyncStorageClient | None = None,
         logger: logging.Logger = _log,
+        epoch: int | None = None,
     ) -> None:
         self._org_id = org_id
         self._data = data
         self._broadcaster = broadcaster
         self._storage = storage
         self._logger = logger
+        self.epoch = epoch
 
     def __call__(self, event: Event, attempt: int) -> Context:
         fields = {
@@ -117,6 +121,7 @@ class ContextFactory:
             attempt=attempt,
             _broadcaster=self._broadcaster,
             _storage=self._storage,
+            epoch=self.epoch,
         )
 
 

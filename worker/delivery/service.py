@@ -28,8 +28,10 @@ class DeliveryMetrics(CatchUpMetrics, CheckpointMetrics, Protocol):
 class Delivery:
     """Catch-up and the checkpointer, run side by side; the app's one delivery child.
 
-    Shutdown, in the app's order: ``stop_catchup()`` before the dispatcher drains (no new
-    puts), then ``final_save()`` after it (what finished in the drain is saved).
+    With ``epoch`` (the lease is on) checkpoint saves carry it and the database refuses
+    them once a newer epoch leads. Shutdown, in the app's order: ``stop_catchup()`` before
+    the dispatcher drains (no new puts), then ``final_save()`` after it (what finished in
+    the drain is saved).
     """
 
     def __init__(
@@ -41,10 +43,11 @@ class Delivery:
         put: Callable[[Event], Awaitable[bool]],
         clock: Clock,
         metrics: DeliveryMetrics | None = None,
+        epoch: int | None = None,
     ) -> None:
         s = settings
         self.ledger = ledger
-        outbox = OutboxStore(data, consumer=s.consumer, topics=s.topics)
+        outbox = OutboxStore(data, consumer=s.consumer, topics=s.topics, epoch=epoch)
         self.catchup = CatchUp(
             outbox=outbox,
             ledger=ledger,
