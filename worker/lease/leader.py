@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -192,15 +192,16 @@ class Leadership(Generic[T]):
         """Renew until the lease is lost, the deadline passes, or it was released."""
         wait = self._renew_s
         while True:
-            with anyio.move_on_after(min(wait, self._left())):
-                await self._released.wait()
+            await self._within(min(wait, self._left()), self._released.wait)
             if self._released.is_set():
                 return
             if self._left() <= 0:
                 _log.warning("no renewal succeeded in time: stepping down", extra={"epoch": epoch})
                 return
             sent = self._clock.monotonic()
-            grant = await self._try(lambda: store.renew(epoch), bound=self._left())
+            grant = await self._try(
+                lambda: store.renew(epoch), bound=min(self._renew_s, self._left())
+            )
             result = self._renewed(grant, sent)
             if result is RenewResult.LOST:
                 _log.warning("the lease was lost: stepping down", extra={"epoch": epoch})
@@ -229,17 +230,35 @@ class Leadership(Generic[T]):
         return self._deadline - self._clock.monotonic()
 
     async def _try(self, call: Callable[[], Any], bound: float | None = None) -> LeaseGrant | None:
-        """One lease call, bounded; None when it failed or took too long (logged)."""
+        """One lease call, bounded by the clock; None when it failed or took too long."""
         limit = self._renew_s if bound is None else max(0.0, bound)
-        with anyio.move_on_after(limit):
+
+        async def attempt() -> LeaseGrant | None:
             try:
                 grant: LeaseGrant = await call()
             except DataApiError as exc:
                 _log.warning("a lease call failed (%s)", exc)
                 return None
             return grant
-        _log.warning("a lease call took longer than %.1fs", limit)
-        return None
+
+        finished, grant = await self._within(limit, attempt)
+        if not finished:
+            _log.warning("a lease call took longer than %.1fs", limit)
+        return cast("LeaseGrant | None", grant)
+
+    async def _within(self, seconds: float, step: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
+        """Run ``step`` for at most ``seconds`` on the injected clock: (finished, value)."""
+        out: list[Any] = []
+        async with anyio.create_task_group() as tg:
+
+            async def timer() -> None:
+                await self._clock.sleep(max(0.0, seconds))
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(timer)
+            out.append(await step())
+            tg.cancel_scope.cancel()
+        return bool(out), out[0] if out else None
 
     async def _settle(self, term: T) -> None:
         """After losing the lease: save what the term finished until saved or refused."""
