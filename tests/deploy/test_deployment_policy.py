@@ -3,9 +3,9 @@ spread, probed, locked down; and the single-replica component."""
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from tests.deploy._k8s import Manifest, committed_overlays, copy_deploy, only, render
 from tests.deploy._tools import ROOT, import_or_fail
@@ -61,9 +61,7 @@ def test_the_orgs_pods_spread_over_nodes_and_zones(rendered) -> None:
 def test_the_single_replica_component_recreates_one_pod_without_a_budget(tmp_path: Path) -> None:
     deploy = copy_deploy(tmp_path)
     overlay = deploy / "orgs" / "org_2example" / "kustomization.yaml"
-    overlay.write_text(
-        overlay.read_text() + "\ncomponents:\n  - ../../components/single-replica\n"
-    )
+    overlay.write_text(overlay.read_text() + "\ncomponents:\n  - ../../components/single-replica\n")
     manifests = render(overlay.parent)
     spec = only(manifests, "Deployment")["spec"]
     assert spec["replicas"] == 1
