@@ -26,6 +26,8 @@ REQUIRED_ALERTS = {
     "RealtimeWorkerOutboxLagGrowing",
     "RealtimeWorkerDown",
     "RealtimeWorkerNoEventsWhileOutboxAdvances",
+    "RealtimeWorkerNoLeader",
+    "RealtimeWorkerSeveralLeaders",
 }
 
 
