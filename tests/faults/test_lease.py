@@ -9,6 +9,7 @@ against what the saved checkpoint covers.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -93,28 +94,40 @@ def covers(checkpoint: Checkpoint | None, event_id: int) -> bool:
     return event_id <= low or event_id in above
 
 
+class Inserts(list[int]):
+    """The ids inserted so far; ``stop()`` ends the inserting before the block does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scope = anyio.CancelScope()
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+
 @asynccontextmanager
-async def inserting(stack: Stack, org: Org, every_s: float = 0.05) -> AsyncIterator[list[int]]:
+async def inserting(stack: Stack, org: Org, every_s: float = 0.05) -> AsyncIterator[Inserts]:
     """Insert one event every ``every_s`` while the block runs; yields the ids so far."""
-    ids: list[int] = []
+    ids = Inserts()
     conn = await asyncpg.connect(stack.database_url)
 
     async def insert() -> None:
-        while True:
-            ids.append(
-                await conn.fetchval(
-                    "insert into org_events (org_id, topic, event) "
-                    "values ($1, 'events', 'task.created') returning id",
-                    org.org_id,
+        with ids.scope:
+            while True:
+                ids.append(
+                    await conn.fetchval(
+                        "insert into org_events (org_id, topic, event) "
+                        "values ($1, 'events', 'task.created') returning id",
+                        org.org_id,
+                    )
                 )
-            )
-            await anyio.sleep(every_s)  # the insert rate, not a wait for a result
+                await anyio.sleep(every_s)  # the insert rate, not a wait for a result
 
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(insert)
             yield ids
-            tg.cancel_scope.cancel()
+            ids.stop()
     finally:
         await conn.close()
 
@@ -293,3 +306,60 @@ async def test_sigterm_to_the_leader_hands_over_at_once_with_no_duplicates(
     assert a.returncode == 0, a.text()[-3000:]
     assert handover < 2.0, handover
     handled_once_overall(inserted, read_lines(a_log), read_lines(b_log))
+
+
+# -- the long variant (make soak) ----------------------------------------------------------
+
+SOAK_MINUTES = float(os.environ.get("SOAK_MINUTES", "10") or 10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(int(SOAK_MINUTES * 60) + 300)
+async def test_soak_lease_handovers_by_sigterm_and_sigkill_lose_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """For SOAK_MINUTES: events inserted continuously while the leader is stopped in turn
+    by SIGTERM and SIGKILL and a fresh worker joins as standby each time."""
+    org = provision(stack, "Acme")
+    logs: list[Path] = []
+    deadline = time.monotonic() + SOAK_MINUTES * 60
+
+    def env() -> dict[str, str]:
+        logs.append(tmp_path / f"w{len(logs)}.log")
+        return lease_env(stack, org, logs[-1], RECORD_DELAY_SECONDS="0.02")
+
+    async with (
+        inserting(stack, org, every_s=0.1) as ids,
+        contextlib.AsyncExitStack() as workers,
+    ):
+        leader = await workers.enter_async_context(started(WorkerProcess(env())))
+        await until(lambda: leads(leader), 15, "the first worker leads")
+        rounds = 0
+        while time.monotonic() < deadline:
+            leader = await _hand_over(workers, leader, env(), kill=rounds % 2 == 1)
+            await eventually(lambda: len(read_lines(logs[-1]).done) >= 5, 20, "it works")
+            rounds += 1
+        ids.stop()
+        inserted = list(ids)
+        await eventually(
+            lambda: set(inserted) <= {i for log in logs for i in read_lines(log).done},
+            30,
+            "every event handled by one worker or another",
+        )
+        leader.terminate()
+    assert rounds >= 2
+
+
+async def _hand_over(
+    workers: contextlib.AsyncExitStack, leader: WorkerProcess, env: dict[str, str], *, kill: bool
+) -> WorkerProcess:
+    """Start a standby next to ``leader``, stop the leader; the standby must lead."""
+    standby = await workers.enter_async_context(started(WorkerProcess(env)))
+    await until(lambda: ready(standby), 20, "the standby is warm")
+    if kill:
+        assert leader.process is not None
+        leader.process.kill()
+    else:
+        leader.terminate()
+    await until(lambda: leads(standby), TTL_S + 5, "the standby leads")
+    return standby
