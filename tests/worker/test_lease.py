@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from anyio.abc import TaskStatus
 from prometheus_client import CollectorRegistry
 
 from tests.worker.fakes import FakeClock
-from worker.errors import DataApiError
-from worker.lease import Leadership, LeaseGrant, RenewResult
+from tests.worker.rt_fakes import FakeTokens
+from worker.context import make_data_client
+from worker.delivery import Checkpoint, OutboxStore
+from worker.errors import CheckpointFenced, DataApiError, is_transient
+from worker.lease import Leadership, LeaseGrant, LeaseStore, RenewResult
 from worker.lease.schedule import hold_until, retry_renew_s, standby_poll_s
 from worker.observe import Metrics
 
@@ -237,3 +242,70 @@ async def test_shutdown_drains_saves_and_releases_while_renewals_go_on(clock: Fa
         calls = len(store.calls)
         await advance(h, standby_poll_s(RENEW_S))
         assert len(store.calls) == calls  # a stopping worker does not take the lease again
+
+
+# -- the data API adapters --------------------------------------------------------------------
+
+
+def data_client(handler: Any) -> Any:
+    return make_data_client(
+        "https://x.supabase.co", "anon", FakeTokens(), transport=httpx.MockTransport(handler)
+    )
+
+
+async def test_the_lease_store_sends_consumer_holder_epoch_and_lifetime() -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append((request.url.path.rsplit("/", 1)[-1], json.loads(request.content)))
+        if request.url.path.endswith("release_worker_lease"):
+            return httpx.Response(200, json=True)
+        row = {"acquired": True, "lease_epoch": 3, "lease_holder": "me", "db_now": "x"}
+        return httpx.Response(200, json=[row])
+
+    lease = LeaseStore(data_client(handler), consumer="mailer", holder="me", ttl_s=15.0)
+    assert await lease.acquire() == LeaseGrant(True, 3, "me")
+    assert await lease.renew(3) == LeaseGrant(True, 3, "me")
+    assert await lease.release(3) is True
+    assert calls == [
+        ("acquire_worker_lease", {"consumer": "mailer", "holder": "me", "ttl_seconds": 15.0}),
+        (
+            "renew_worker_lease",
+            {"consumer": "mailer", "holder": "me", "epoch": 3, "ttl_seconds": 15.0},
+        ),
+        ("release_worker_lease", {"consumer": "mailer", "holder": "me", "epoch": 3}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(403, json={"code": "42501", "message": "only workers"}),
+        httpx.ConnectError("refused"),
+        httpx.Response(200, json=[]),
+        httpx.Response(200, json=[{"acquired": True}]),
+    ],
+)
+async def test_every_lease_store_failure_is_a_data_api_error(answer: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    lease = LeaseStore(data_client(handler), consumer="c", holder="me", ttl_s=15.0)
+    with pytest.raises(DataApiError):
+        await lease.acquire()
+
+
+async def test_a_save_carries_the_epoch_and_a_refusal_is_checkpoint_fenced() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(409, json={"code": "PT409", "message": "epoch 2 is not 3"})
+
+    outbox = OutboxStore(data_client(handler), consumer="c", topics=["events"], epoch=2)
+    with pytest.raises(CheckpointFenced):
+        await outbox.save(Checkpoint(5))
+    assert sent[0]["epoch"] == 2
+    assert not is_transient(CheckpointFenced("refused"))
