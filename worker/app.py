@@ -1,10 +1,11 @@
 """``Worker``: one organization's parts, run as one task group, with a lifecycle API.
 
 ``run()`` owns one task group. The parts (``compose``) start in order, each reporting
-ready before the next: the token manager, the dispatcher, delivery, the supervisor, the
-HTTP server (bound port). A crash in any child ends ``run()`` with that error. Shutdown is
-staged: stop catch-up, stop intake and let in-flight handlers finish within the grace
-period, save the checkpoint, leave channels and close the socket, stop HTTP last.
+ready before the next: the token manager, leadership (the lease and the term it leads:
+dispatcher, catch-up, checkpoints), the supervisor, the HTTP server (bound port). A crash
+in any child ends ``run()`` with that error. Shutdown is staged: stop catch-up, stop
+intake and let in-flight handlers finish within the grace period, save the checkpoint,
+release the lease, leave channels and close the socket, stop HTTP last.
 
 For embedding and tests, ``async with running(settings) as worker:`` starts a worker in
 the current task, waits until it is ready, and shuts it down on leaving the block.
@@ -165,7 +166,6 @@ class Worker:
             )
             await resources.enter_async_context(parts.data)  # closed after every child ended
             await resources.enter_async_context(parts.storage)  # likewise: its httpx client
-            resources.callback(parts.dispatcher.close)  # its queue, even if it never ran
             # Handler modules' lifespans: open before dispatch, closed after the drain.
             await resources.enter_async_context(self._options.resources.opened())
             tg = await resources.enter_async_context(anyio.create_task_group())
@@ -194,11 +194,10 @@ class Worker:
     async def _shutdown(self, tg: TaskGroup, parts: Components) -> None:
         grace = self.settings.shutdown_grace_s
         _log.info("stopping: draining in-flight handlers", extra={"grace_s": grace})
-        parts.delivery.stop_catchup()  # no new puts: what is not queued is read after restart
+        term = parts.leadership.term  # None on a standby
         with anyio.CancelScope(shield=True):
             steps = (
-                parts.dispatcher.drain(grace),
-                parts.delivery.final_save(),
+                parts.leadership.shutdown(grace),  # drain, save, release the lease
                 parts.supervisor.close(),
             )
             for step in steps:
@@ -207,10 +206,13 @@ class Worker:
                         await step
                     except Exception:
                         _log.exception("a shutdown step failed; continuing")
-        stats = parts.dispatcher.statistics()
+        stats = term.dispatcher.statistics() if term is not None else None
         _log.info(
             "worker stopped",
-            extra={"handled": stats.succeeded, "dead_lettered": stats.dead_lettered},
+            extra={
+                "handled": stats.succeeded if stats else 0,
+                "dead_lettered": stats.dead_lettered if stats else 0,
+            },
         )
         tg.cancel_scope.cancel()
 

@@ -2,14 +2,18 @@
 
 ``compose()`` is the only place that knows every part. It returns a frozen
 ``Components`` whose ``children`` the app starts in order, each reporting ready before
-the next: the token manager (first verified token), the dispatcher, delivery (catch-up and
-checkpoints), the supervisor (first join attempt on every channel), the HTTP server
-(bound port). Nothing here does I/O: building is cheap and cannot fail half-way.
+the next: the token manager (first verified token), leadership (the lease, and the term
+it leads: the dispatcher, delivery's catch-up and checkpoints; ``worker.terms``), the
+supervisor (first join attempt on every channel), the HTTP server (bound port). Nothing
+here does I/O: building is cheap and cannot fail half-way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +26,17 @@ from prometheus_client import CollectorRegistry
 from storage3 import AsyncStorageClient
 
 from worker.clock import Clock
-from worker.context import ContextFactory, make_data_client
-from worker.delivery import Delivery, Ledger, finisher
+from worker.context import make_data_client
+from worker.delivery import Delivery
 from worker.dispatch import Dispatcher
+from worker.lease import Leadership, LeaseStore
 from worker.lifespan import Resources
 from worker.observe import HealthChecks, HttpServer, Metrics
-from worker.realtime import Intake, RealtimeAdapter, Supervisor, SupervisorTiming
+from worker.realtime import RealtimeAdapter, Supervisor, SupervisorTiming
 from worker.registry import HandlerRegistry
 from worker.settings import Settings
 from worker.storage import make_storage_client
+from worker.terms import OrgTerm, TermFactory
 from worker.tokens import Token, TokenManager, TokenSource, TokenVerifier, source_from_settings
 from worker.tokens.sessions import SessionKeeper, managed_session
 
@@ -55,8 +61,7 @@ class Components:
 
     tokens: TokenManager
     data: AsyncPostgrestClient
-    dispatcher: Dispatcher
-    delivery: Delivery
+    leadership: Leadership[OrgTerm]
     supervisor: Supervisor
     server: HttpServer
     checks: HealthChecks
@@ -70,8 +75,7 @@ class Components:
         verified token)."""
         return (
             self.run_tokens,
-            self.dispatcher.run,
-            self.delivery.run,
+            self.leadership.run,
             self.supervisor.run,
             self.server.serve,
         )
@@ -88,14 +92,28 @@ class Components:
             await tg.start(self.sessions.run)
             task_status.started(await tg.start(self.tokens.run))
 
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        """The leading term's dispatcher (None on a standby)."""
+        term = self.leadership.term
+        return term.dispatcher if term is not None else None
+
+    @property
+    def delivery(self) -> Delivery | None:
+        """The leading term's catch-up and checkpoints (None on a standby)."""
+        term = self.leadership.term
+        return term.delivery if term is not None else None
+
     def status(self) -> dict[str, Any]:
         """Each part's statistics for ``/status``: no token text, no secrets."""
+        dispatcher, delivery = self.dispatcher, self.delivery
         session = {"session": self.sessions.statistics()} if self.sessions else {}
         return session | {
             "token": self.tokens.statistics(),
             "realtime": dataclasses.asdict(self.supervisor.statistics()),
-            "dispatch": dataclasses.asdict(self.dispatcher.statistics()),
-            "delivery": self.delivery.statistics(),
+            "lease": dataclasses.asdict(self.leadership.statistics()),
+            "dispatch": dataclasses.asdict(dispatcher.statistics()) if dispatcher else None,
+            "delivery": delivery.statistics() if delivery else None,
         }
 
 
@@ -120,57 +138,33 @@ def compose(
         heartbeat_s=s.realtime_heartbeat_s,
         clock=opts.clock,
     )
-    ledger = Ledger(settle_s=s.settle_s)
-    contexts = _contexts(s, opts, data, adapter, storage)
-    dispatcher = _dispatcher(s, opts, metrics, contexts, ledger)
-    delivery = Delivery(
-        s, data, ledger=ledger, put=dispatcher.put, clock=opts.clock, metrics=metrics
+    terms = TermFactory(
+        s, opts.registry, opts.clock, metrics, data, storage, adapter, opts.resources
     )
+    leadership = _leadership(s, opts, metrics, data, terms)
     supervisor = _supervisor(
-        s,
-        opts,
-        metrics=metrics,
-        adapter=adapter,
-        tokens=tokens,
-        dispatcher=dispatcher,
-        delivery=delivery,
+        s, opts, metrics=metrics, adapter=adapter, tokens=tokens, leadership=leadership
     )
     _add_checks(checks, tokens, supervisor)
     server = HttpServer(opts.metrics_registry, checks, status, host=s.http_host, port=s.http_port)
-    parts = (tokens, data, dispatcher, delivery, supervisor, server, checks, storage)
+    parts = (tokens, data, leadership, supervisor, server, checks, storage)
     return Components(*parts, sessions=keeper)
 
 
-def _contexts(
-    s: Settings,
-    opts: Options,
-    data: AsyncPostgrestClient,
-    adapter: RealtimeAdapter,
-    storage: AsyncStorageClient,
-) -> ContextFactory:
-    """The handlers' contexts, reading the handler modules' lifespans (opened by the app)."""
-    return ContextFactory(
-        org_id=s.org_id,
-        data=data,
-        broadcaster=adapter,
-        storage=storage,
-        resources=opts.resources,
-    )
-
-
-def _dispatcher(
-    s: Settings, opts: Options, metrics: Metrics, contexts: ContextFactory, ledger: Ledger
-) -> Dispatcher:
-    return Dispatcher(
-        registry=opts.registry,
-        context_factory=contexts,
+def _leadership(
+    s: Settings, opts: Options, metrics: Metrics, data: AsyncPostgrestClient, terms: TermFactory
+) -> Leadership[OrgTerm]:
+    store = None
+    if s.lease_enabled:
+        holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        store = LeaseStore(data, consumer=s.consumer, holder=holder, ttl_s=s.lease_ttl_s)
+    return Leadership(
+        new_term=terms,
+        store=store,
         clock=opts.clock,
-        concurrency=s.concurrency,
-        queue_size=s.queue_size,
-        handler_timeout_s=s.handler_timeout_s,
-        max_attempts=s.handler_max_attempts,
+        renew_s=s.lease_renew_s,
+        ttl_s=s.lease_ttl_s,
         metrics=metrics,
-        on_done=finisher(ledger),
     )
 
 
@@ -202,26 +196,17 @@ def _supervisor(
     metrics: Metrics,
     adapter: RealtimeAdapter,
     tokens: TokenManager,
-    dispatcher: Dispatcher,
-    delivery: Delivery,
+    leadership: Leadership[OrgTerm],
 ) -> Supervisor:
-    intake = Intake(
-        org_id=s.org_id,
-        topics=s.topics,
-        offer=dispatcher.offer,
-        clock=opts.clock,
-        metrics=metrics,
-        gate=delivery.catchup,
-    )
     supervisor = Supervisor(
         link=adapter,
         org_id=s.org_id,
         topics=s.topics,
         tokens=tokens,
-        sink=intake,
+        sink=leadership.sink,
         clock=opts.clock,
         metrics=metrics,
-        on_joined=delivery.catchup.on_joined,
+        on_joined=leadership.on_joined,
         timing=opts.supervisor_timing,
     )
     tokens.add_listener(supervisor.on_token)

@@ -53,7 +53,9 @@ class Context:
     ``data`` is the shared PostgREST client, already authorized with the current token;
     ``storage`` the shared Storage client (storage3) likewise, and ``files`` this org's
     folder of the ``org-files`` bucket; ``attempt`` is 1 on the first call and grows on
-    retries; ``resource(hook)`` the opened value of a module's ``Lifespan``.
+    retries; ``resource(hook)`` the opened value of a module's ``Lifespan``; ``epoch`` the
+    lease epoch this worker leads under (a fencing token that only grows;
+    ``docs/reliability.md``), None with the lease disabled.
     """
 
     org_id: str
@@ -63,6 +65,7 @@ class Context:
     _broadcaster: Broadcaster = field(repr=False)
     attempt: int = 1
     _storage: AsyncStorageClient | None = field(default=None, repr=False)
+    epoch: int | None = None
     _resources: Resources = field(default_factory=Resources, repr=False)
 
     def resource(self, hook: Lifespan[T]) -> T:
@@ -103,6 +106,7 @@ class ContextFactory:
         storage: AsyncStorageClient | None = None,
         logger: logging.Logger = _log,
         resources: Resources | None = None,
+        epoch: int | None = None,
     ) -> None:
         self._org_id = org_id
         #: What ``ctx.resource(hook)`` reads: the worker's opened lifespans.
@@ -111,6 +115,7 @@ class ContextFactory:
         self._broadcaster = broadcaster
         self._storage = storage
         self._logger = logger
+        self.epoch = epoch
 
     def __call__(self, event: Event, attempt: int) -> Context:
         fields = {
@@ -129,6 +134,7 @@ class ContextFactory:
             _broadcaster=self._broadcaster,
             _storage=self._storage,
             _resources=self.resources,
+            epoch=self.epoch,
         )
 
 

@@ -13,6 +13,7 @@
     ├── RealtimeError               the Realtime connection or a channel
     │   └── JoinRefused             the server refused a join (reason = the server's text)
     ├── DataApiError                a data API (PostgREST) call failed
+    │   └── CheckpointFenced        a checkpoint save refused: a newer lease epoch leads
     ├── StorageError                a Storage call failed (``status``: the platform's, if any)
     ├── ResourceError               a handler module's lifespan failed to open (exit 1), or
     │                               a resource read while not open
@@ -95,6 +96,11 @@ class DataApiError(WorkerError):
     """A call to the Supabase data API failed."""
 
 
+class CheckpointFenced(DataApiError):
+    """The database refused a checkpoint save: its lease epoch is no longer the lease's.
+    Retrying cannot help; the worker has lost the lease."""
+
+
 class StorageError(WorkerError):
     """A call to Supabase Storage failed; ``status`` is the platform's status code (403 when
     RLS refused, 404 for an absent or hidden object), None when Storage was not reached."""
@@ -129,7 +135,9 @@ def is_transient(exc: BaseException) -> bool:
     or refusing for now, a token that failed a check (a key rotation or a fixed claim
     recovers by itself), a timeout. Never an ended session, a configuration error or a
     handler's own verdict: those need a person or are the dispatcher's to decide."""
-    if isinstance(exc, SessionEnded | SessionUnobtainable | ConfigError | HandlerError):
+    if isinstance(
+        exc, SessionEnded | SessionUnobtainable | ConfigError | HandlerError | CheckpointFenced
+    ):
         return False
     return isinstance(exc, TokenError | DataApiError | RealtimeError | TimeoutError)
 

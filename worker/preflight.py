@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 import httpx
+from postgrest import AsyncPostgrestClient
 
 from worker.clock import SystemClock
 from worker.context import make_data_client
@@ -246,10 +247,23 @@ async def _check_data_api(settings: Settings, token: Token, report: Report) -> N
         params: dict[str, Any] = {"consumer": settings.consumer, "last_event_id": last_id}
         await client.rpc("save_worker_checkpoint", params).execute()
         report.line(True, step, "checkpoint saved under RLS")
+        if settings.lease_enabled:
+            step = "lease read"
+            report.line(True, step, await _describe_lease(client, settings.consumer))
     except Exception as exc:  # postgrest raises several unrelated types
         report.line(False, step, _data_api_reason(exc, settings.supabase_url, token))
     finally:
         await client.aclose()
+
+
+async def _describe_lease(client: AsyncPostgrestClient, consumer: str) -> str:
+    """Who holds the org's lease (read only: a check never takes it from the workers)."""
+    query = client.table("worker_leases").select("epoch,holder,expires_at")
+    rows = (await query.eq("consumer", consumer).execute()).data
+    if not rows or not isinstance(rows[0], Mapping):
+        return f"no lease of {consumer!r} yet: the first worker takes epoch 1"
+    row = rows[0]
+    return f"lease of {consumer!r}: epoch {row['epoch']}, {row['holder']} until {row['expires_at']}"
 
 
 def org_role(claims: Mapping[str, Any]) -> str | None:

@@ -23,6 +23,8 @@ COUNTERS = (
     "events_deduplicated_total",
     "events_dropped_live_total",
     "outbox_failures_total",
+    "lease_renewals_total",
+    "leader_changes_total",
 )
 GAUGES = (
     "build_info",
@@ -38,6 +40,8 @@ GAUGES = (
     "last_event_timestamp_seconds",
     "checkpoint_event_id",
     "outbox_lag_events",
+    "leader",
+    "lease_epoch",
 )
 HISTOGRAMS = (
     "token_refresh_duration_seconds",

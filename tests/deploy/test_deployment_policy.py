@@ -1,11 +1,14 @@
-"""The rendered Deployment of every org: one pod at a time, probed, locked down."""
+"""The rendered Deployment of every org: a leader and a standby, rolled with no gap,
+spread, probed, locked down; and the single-replica component."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.deploy._k8s import Manifest, committed_overlays, only, render
-from tests.deploy._tools import ROOT
+from tests.deploy._k8s import Manifest, committed_overlays, copy_deploy, only, render
+from tests.deploy._tools import ROOT, import_or_fail
 
 DRAIN_DEFAULT_S = 20.0  # WORKER_SHUTDOWN_GRACE_SECONDS when unset
 
@@ -28,10 +31,44 @@ def _config(manifests: list[Manifest]) -> dict[str, str]:
     return only(manifests, "ConfigMap")["data"]
 
 
-def test_one_replica_recreated_never_rolled(rendered) -> None:
+def test_two_replicas_rolled_without_ever_having_fewer_than_two(rendered) -> None:
     spec = only(rendered, "Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert _config(rendered)["WORKER_LEASE_ENABLED"] == "true"  # one leader among them
+
+
+def test_a_disruption_budget_keeps_one_of_the_orgs_workers(rendered) -> None:
+    pdb = only(rendered, "PodDisruptionBudget")
+    deployment = only(rendered, "Deployment")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_the_orgs_pods_spread_over_nodes_and_zones(rendered) -> None:
+    deployment = only(rendered, "Deployment")
+    spread = {c["topologyKey"]: c for c in _pod(rendered)["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+    for constraint in spread.values():
+        assert constraint["labelSelector"] == deployment["spec"]["selector"]  # this org only
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]  # per revision
+
+
+def test_the_single_replica_component_recreates_one_pod_without_a_budget(tmp_path: Path) -> None:
+    deploy = copy_deploy(tmp_path)
+    overlay = deploy / "orgs" / "org_2example" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text() + "\ncomponents:\n  - ../../components/single-replica\n")
+    manifests = render(overlay.parent)
+    spec = only(manifests, "Deployment")["spec"]
     assert spec["replicas"] == 1
     assert spec["strategy"] == {"type": "Recreate"}
+    assert not [m for m in manifests if m["kind"] == "PodDisruptionBudget"]
+    kv = import_or_fail("kubernetes_validate", "kubernetes-validate")
+    kv.validate(only(manifests, "Deployment"), "1.29.0", strict=True)  # type: ignore[attr-defined]
 
 
 def test_probes_hit_healthz_and_readyz_on_the_metrics_port(rendered) -> None:

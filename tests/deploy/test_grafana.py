@@ -103,6 +103,8 @@ def test_panel_ids_unique_and_layout_in_bounds() -> None:
         ("catch-up", "realtime_worker_events_caught_up_total"),
         ("outbox lag", "realtime_worker_outbox_lag_events"),
         ("reconnects", "realtime_worker_realtime_reconnects_total"),
+        ("leader", "realtime_worker_leader{"),
+        ("lease renewals", "realtime_worker_lease_renewals_total"),
     ],
 )  # fmt: skip
 def test_dashboard_shows(topic, needle) -> None:

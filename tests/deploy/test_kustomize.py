@@ -12,7 +12,14 @@ from tests.deploy._tools import import_or_fail, run_ok
 
 # The oldest and the newest Kubernetes minor versions the manifests must be valid for.
 K8S_VERSIONS = ("1.29.0", "1.37.0")
-EXPECTED_KINDS = {"ServiceAccount", "ConfigMap", "Service", "Deployment", "PodMonitor"}
+EXPECTED_KINDS = {
+    "ServiceAccount",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "PodDisruptionBudget",
+    "PodMonitor",
+}
 GENERATED_ORG = "org_2GeneratedForTest"
 
 

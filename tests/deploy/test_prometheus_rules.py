@@ -28,6 +28,8 @@ REQUIRED_ALERTS = {
     "RealtimeWorkerOutboxLagGrowing",
     "RealtimeWorkerDown",
     "RealtimeWorkerNoEventsWhileOutboxAdvances",
+    "RealtimeWorkerNoLeader",
+    "RealtimeWorkerSeveralLeaders",
 }
 
 

@@ -158,3 +158,15 @@ async def test_a_handler_that_raises_or_hangs_does_not_stop_other_events(stack: 
             )
             >= 5
         )
+
+
+async def test_cli_check_reads_the_lease_with_ha_on_without_taking_it(stack: Stack) -> None:
+    org = provision(stack, "Initech")
+    env = {**os.environ, **worker_env(stack, org, WORKER_LEASE_ENABLED="true")}
+    with anyio.fail_after(90):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "worker", "check"], env=env, check=False
+        )
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, out
+    assert "no lease of 'default' yet" in out  # read, never taken

@@ -107,6 +107,15 @@ PUBLIC = {
         "SeenIds",
         "finisher",
     ],
+    "worker.lease": [
+        "Leadership",
+        "LeadershipStatistics",
+        "LeaseGrant",
+        "LeaseMetrics",
+        "LeaseStore",
+        "RenewResult",
+        "Term",
+    ],
     "worker.observe": [
         "HealthChecks",
         "HttpServer",

@@ -225,3 +225,26 @@ def test_the_token_role_defaults_to_authenticated_and_refuses_bypassing_roles() 
     for role in ("service_role", "anon", "bad role"):
         (problem,) = problems_of(BASE | {"WORKER_TOKEN_ROLE": role})
         assert problem.startswith("WORKER_TOKEN_ROLE")
+
+
+def test_the_lease_is_off_by_default_with_a_15s_lifetime_renewed_every_5s() -> None:
+    s = Settings.from_env(BASE)
+    assert (s.lease_enabled, s.lease_ttl_s, s.lease_renew_s) == (False, 15.0, 5.0)
+    on = Settings.from_env(BASE | {"WORKER_LEASE_ENABLED": "true"})
+    assert on.lease_enabled
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"WORKER_LEASE_ENABLED": "yes"}, "WORKER_LEASE_ENABLED"),
+        ({"WORKER_LEASE_TTL_SECONDS": "6", "WORKER_LEASE_RENEW_SECONDS": "3"}, "third"),
+        ({"WORKER_LEASE_TTL_SECONDS": "0.1"}, "WORKER_LEASE_TTL_SECONDS"),
+        ({"WORKER_LEASE_TTL_SECONDS": "7200", "WORKER_LEASE_RENEW_SECONDS": "5"}, "3600"),
+    ],
+)
+def test_lease_settings_are_validated_renewing_well_within_the_lifetime(
+    env: dict[str, str], named: str
+) -> None:
+    problems = problems_of(BASE | env)
+    assert any(named in p for p in problems), problems

@@ -17,7 +17,7 @@ from anyio.abc import TaskStatus
 
 from worker.delivery.ledger import Checkpoint, Ledger, Outbox
 from worker.delivery.outbox import OutboxOperation
-from worker.errors import DataApiError
+from worker.errors import CheckpointFenced, DataApiError
 from worker.ports import Clock, Counter, Gauge
 
 __all__ = ["CheckpointMetrics", "Checkpointer"]
@@ -55,6 +55,7 @@ class Checkpointer:
         self._metrics = metrics
         self._saved: Checkpoint | None = None
         self.failures = 0
+        self.refused = False  # a save was refused for an older lease epoch
 
     @property
     def saved(self) -> Checkpoint | None:
@@ -84,6 +85,7 @@ class Checkpointer:
             self.failures += 1
             if self._metrics is not None:
                 self._metrics.outbox_failures_total.labels(operation=OutboxOperation.SAVE).inc()
+            self.refused = self.refused or isinstance(exc, CheckpointFenced)
             _log.warning("saving the checkpoint failed (%s); retrying later", exc)
             return False
         self._saved = checkpoint

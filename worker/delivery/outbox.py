@@ -4,7 +4,8 @@
 ``get_worker_checkpoint_state``, ``save_worker_checkpoint``; migration
 ``20261126000600_delivery.sql``) with the shared PostgREST client, so every call carries
 the current token and RLS scopes it to the org. Every failure surfaces as
-``DataApiError``.
+``DataApiError``; a save the database refuses for an older lease ``epoch`` as
+``CheckpointFenced`` (``20261202020000_worker_leases.sql``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from postgrest import AsyncPostgrestClient
 from postgrest.exceptions import APIError
 
 from worker.delivery.ledger import Checkpoint, Position, parse_db_time
-from worker.errors import DataApiError
+from worker.errors import CheckpointFenced, DataApiError
 
 __all__ = ["OutboxOperation", "OutboxStore"]
+
+
+#: The SQLSTATE of a checkpoint save refused for an older lease epoch.
+FENCED_SQLSTATE = "PT409"
 
 
 class OutboxOperation(StrEnum):
@@ -35,9 +40,15 @@ class OutboxStore:
     """``Outbox`` over PostgREST RPCs, for one consumer and the subscribed topics."""
 
     def __init__(
-        self, client: AsyncPostgrestClient, *, consumer: str, topics: Sequence[str]
+        self,
+        client: AsyncPostgrestClient,
+        *,
+        consumer: str,
+        topics: Sequence[str],
+        epoch: int | None = None,
     ) -> None:
         self._client = client
+        self._epoch = epoch  # saves carry it when set (the lease is on)
         self._consumer = consumer
         self._topics = list(topics)
 
@@ -57,6 +68,8 @@ class OutboxStore:
             "last_event_id": checkpoint.last_event_id,
             "handled_above": list(checkpoint.handled_above),
         }
+        if self._epoch is not None:
+            params["epoch"] = self._epoch
         await self._call("save_worker_checkpoint", params)
 
     async def position(self) -> Position:
@@ -84,6 +97,8 @@ class OutboxStore:
         except DataApiError:
             raise
         except APIError as exc:
+            if exc.code == FENCED_SQLSTATE:
+                raise CheckpointFenced(f"{function} refused: {exc.message}") from exc
             raise DataApiError(f"{function} failed: {exc.code} {exc.message}") from exc
         except (httpx.HTTPError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise DataApiError(f"{function} failed: {type(exc).__name__}: {exc}") from exc

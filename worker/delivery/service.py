@@ -35,9 +35,10 @@ class DeliveryMetrics(CatchUpMetrics, CheckpointMetrics, Protocol):
 class Delivery:
     """Catch-up and the checkpointer, run side by side; the app's one delivery child.
 
-    Shutdown, in the app's order: ``stop_catchup()`` before the dispatcher drains (no new
-    puts), then ``final_save()`` after it (what finished in the drain is saved, including
-    the ids handled live that the outbox confirms).
+    With ``epoch`` (the lease is on) checkpoint saves carry it and the database refuses
+    them once a newer epoch leads. Shutdown, in the app's order: ``stop_catchup()`` before
+    the dispatcher drains (no new puts), then ``final_save()`` after it (what finished in
+    the drain is saved, including the ids handled live that the outbox confirms).
     """
 
     def __init__(
@@ -49,11 +50,12 @@ class Delivery:
         put: Callable[[Event], Awaitable[bool]],
         clock: Clock,
         metrics: DeliveryMetrics | None = None,
+        epoch: int | None = None,
     ) -> None:
         s = settings
         self.ledger = ledger
         self._page_size = s.catchup_page_size
-        self._outbox = outbox = OutboxStore(data, consumer=s.consumer, topics=s.topics)
+        self._outbox = outbox = OutboxStore(data, consumer=s.consumer, topics=s.topics, epoch=epoch)
         self.catchup = CatchUp(
             outbox=outbox,
             ledger=ledger,

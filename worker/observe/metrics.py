@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from worker.delivery.outbox import OutboxOperation
 from worker.dispatch.outcomes import HandledResult
 from worker.events import RejectReason
+from worker.lease.store import RenewResult
 from worker.realtime.link import CLOSE_LABELS, ChannelState, JoinResult, ReconnectReason
 from worker.tokens.sessions.model import RenewalResult
 from worker.tokens.states import RefreshResult
@@ -47,6 +48,7 @@ class Metrics:
         self._init_realtime(r)
         self._init_events(r)
         self._init_delivery(r)
+        self._init_lease(r)
         for refresh in RefreshResult:
             self.token_refresh_total.labels(result=refresh)
         for renewal in RenewalResult:
@@ -167,6 +169,24 @@ class Metrics:
         )
         for operation in OutboxOperation:
             self.outbox_failures_total.labels(operation=operation)
+
+    def _init_lease(self, r: CollectorRegistry) -> None:
+        self.leader = Gauge(
+            P + "leader", "1 while this worker holds its org's lease and leads, else 0", registry=r
+        )
+        self.lease_epoch = Gauge(
+            P + "lease_epoch",
+            "Lease epoch this worker leads under (0: never led)",
+            registry=r,
+        )
+        self.lease_renewals_total = Counter(
+            P + "lease_renewals", "Lease renewals by the leader, by result", ["result"], registry=r
+        )
+        for result in RenewResult:
+            self.lease_renewals_total.labels(result=result)
+        self.leader_changes_total = Counter(
+            P + "leader_changes", "Times this worker started or stopped leading", registry=r
+        )
 
     def init_topics(self, topics: Iterable[str]) -> None:
         """Create every topic series at zero, so dashboards and alerts see them from start."""

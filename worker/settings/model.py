@@ -69,6 +69,9 @@ class Settings:
     catchup_interval_s: float = 30.0
     catchup_page_size: int = 500
     checkpoint_interval_s: float = 2.0
+    lease_enabled: bool = False
+    lease_ttl_s: float = 15.0
+    lease_renew_s: float = 5.0
     #: Every variable read (file and environment), for handler modules' own settings
     #: (``worker.lifespan``); never shown (it holds the secrets above).
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -296,4 +299,25 @@ def _read_delivery(r: Reader) -> dict[str, object]:
         "catchup_interval_s": r.number("WORKER_CATCHUP_INTERVAL_SECONDS", 30.0, float, 0.05),
         "catchup_page_size": page,
         "checkpoint_interval_s": r.number("WORKER_CHECKPOINT_INTERVAL_SECONDS", 2.0, float, 0.05),
-    }
+    } | _read_lease(r)
+
+
+#: The renew interval may be at most this share of the lease lifetime.
+MAX_RENEW_SHARE = 1 / 3
+
+
+def _read_lease(r: Reader) -> dict[str, object]:
+    enabled = (r.raw("WORKER_LEASE_ENABLED") or "false").lower()
+    if enabled not in ("true", "false"):
+        r.problems.append(f"WORKER_LEASE_ENABLED={enabled!r} is invalid: use true or false")
+    ttl = r.number("WORKER_LEASE_TTL_SECONDS", 15.0, float, 0.5)
+    renew = r.number("WORKER_LEASE_RENEW_SECONDS", 5.0, float, 0.05)
+    if ttl > 3600:
+        r.problems.append(f"WORKER_LEASE_TTL_SECONDS={ttl} is too large: set at most 3600")
+    if renew > ttl * MAX_RENEW_SHARE:
+        r.problems.append(
+            f"WORKER_LEASE_RENEW_SECONDS={renew} is too close to WORKER_LEASE_TTL_SECONDS={ttl}: "
+            "renew at most every third of the lifetime, so two renewals can fail before "
+            "the holder must stop"
+        )
+    return {"lease_enabled": enabled == "true", "lease_ttl_s": ttl, "lease_renew_s": renew}
