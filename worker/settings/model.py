@@ -7,9 +7,6 @@ wrapped in ``SecretStr`` so they never show in a repr, a log line or an error.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +15,7 @@ from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 from worker.events import channel_topic
+from worker.settings.keys import read_project_key
 from worker.settings.reader import Reader, SecretStr, read_env_file
 
 __all__ = ["CLERK_MIN_EXPIRES_IN_S", "SecretStr", "Settings"]  # SecretStr: re-exported
@@ -106,7 +104,7 @@ class Settings:
 
 def _read_core(r: Reader) -> dict[str, object]:
     url = r.url("SUPABASE_URL", r.required("SUPABASE_URL", "the project URL, https://<ref>..."))
-    key = _read_project_key(r)
+    key = read_project_key(r)
     org = r.required("ORG_ID", "the Clerk organization id (org_...)")
     r.matching("ORG_ID", org, _ORG_RE, "a Clerk organization id like org_2abc")
     return {
@@ -114,61 +112,6 @@ def _read_core(r: Reader) -> dict[str, object]:
         "supabase_anon_key": SecretStr(key) if key else None,
         "org_id": org,
     }
-
-
-_KEY_FIX = (
-    "set SUPABASE_PUBLISHABLE_KEY to the project's publishable key (sb_publishable_...) "
-    "or its legacy anon key"
-)
-
-
-def _read_project_key(r: Reader) -> str | None:
-    """``SUPABASE_PUBLISHABLE_KEY``, or the legacy ``SUPABASE_ANON_KEY``; never a key that
-    bypasses RLS (the worker's isolation rests on RLS over its own token)."""
-    publishable, anon = r.raw("SUPABASE_PUBLISHABLE_KEY"), r.raw("SUPABASE_ANON_KEY")
-    if publishable is not None and anon is not None and publishable != anon:
-        r.problems.append(
-            "SUPABASE_PUBLISHABLE_KEY and SUPABASE_ANON_KEY are both set and differ: "
-            "set only SUPABASE_PUBLISHABLE_KEY (the publishable or anon key)"
-        )
-        return None
-    key = publishable or anon
-    if key is None:
-        r.problems.append(f"SUPABASE_PUBLISHABLE_KEY is required: {_KEY_FIX}")
-        return None
-    name = "SUPABASE_PUBLISHABLE_KEY" if publishable else "SUPABASE_ANON_KEY"
-    kind = _privileged_kind(key)
-    if kind is not None:
-        r.problems.append(
-            f"{name} is {kind}, which bypasses row level security, the isolation between "
-            f"organizations the worker relies on: never give it to the worker; {_KEY_FIX}"
-        )
-        return None
-    return key
-
-
-def _privileged_kind(key: str) -> str | None:
-    """What a key that bypasses RLS is (None for a publishable or anon key); the key's value
-    is never part of the answer."""
-    if key.startswith("sb_secret_"):
-        return "a secret key (sb_secret_...)"
-    if _jwt_role(key) == "service_role":
-        return "the legacy service_role key"
-    return None
-
-
-def _jwt_role(key: str) -> object:
-    """The ``role`` claim of a legacy JWT project key, read without verifying (it is a
-    project key, not a token to trust); None when ``key`` is not a JWT."""
-    parts = key.split(".")
-    if len(parts) != 3:  # header, payload, signature
-        return None
-    body = parts[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    return claims.get("role") if isinstance(claims, dict) else None
 
 
 def _read_clerk(r: Reader) -> dict[str, object]:

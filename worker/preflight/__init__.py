@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
@@ -16,16 +15,21 @@ from typing import Any, TextIO, TypeVar
 import httpx
 from postgrest import AsyncPostgrestClient
 
-from worker.clock import SystemClock
 from worker.context import make_data_client
 from worker.errors import ConfigError, JoinRefused, StorageError, WorkerError
 from worker.lifespan import Resources
+from worker.preflight.tokens import (
+    describe_session,
+    describe_token,
+    keeps_its_session,
+    mint_and_verify,
+    session_for,
+)
 from worker.realtime.adapter import RealtimeAdapter
 from worker.registry import load_handlers
 from worker.settings import Settings
 from worker.storage import OrgFiles, make_storage_client
-from worker.tokens import ClerkTokenSource, Token, TokenVerifier, source_from_settings
-from worker.tokens.sessions import SessionInfo, managed_session
+from worker.tokens import Token
 
 T = TypeVar("T")
 UNAUTHORIZED_HINT = (
@@ -48,65 +52,6 @@ class Report:
         self.failures += 0 if ok else 1
         self.out.write(f"{'PASS' if ok else 'FAIL'}  {step:<28} {detail}\n")
         self.out.flush()
-
-
-def _verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier:
-    return TokenVerifier(
-        settings.clerk_jwks_url,
-        settings.clerk_issuer,
-        settings.org_id,
-        http,
-        SystemClock(),
-        role=settings.token_role,
-    )
-
-
-def keeps_its_session(settings: Settings) -> bool:
-    """True when the worker gets and renews its own session (``CLERK_USER_ID``)."""
-    return settings.clerk_user_id is not None and settings.token_file is None
-
-
-async def session_for(settings: Settings, http: httpx.AsyncClient) -> SessionInfo:
-    """The session a worker with ``CLERK_USER_ID`` would start with (it may create one,
-    which the worker then reuses)."""
-    keeper, _ = managed_session(
-        settings, http=http, verifier=_verifier(settings, http), clock=SystemClock()
-    )
-    return await keeper.obtain_first()
-
-
-async def mint_and_verify(
-    settings: Settings, http: httpx.AsyncClient, session_id: str | None = None
-) -> Token:
-    """One token from the configured source (or from ``session_id``), verified exactly as
-    the worker would."""
-    if session_id is None or settings.clerk_secret_key is None:
-        source = source_from_settings(settings, http)
-    else:
-        source = ClerkTokenSource(
-            settings.clerk_api_url,
-            settings.clerk_secret_key,
-            session_id,
-            settings.clerk_token_template,
-            settings.clerk_token_expires_in_s,
-            http=http,
-        )
-    return await _verifier(settings, http).verify(await source.fetch())
-
-
-def describe_session(session: SessionInfo) -> str:
-    """One line: the session, how it was obtained, when Clerk ends it."""
-    return session.describe(time.time())
-
-
-def describe_token(token: Token) -> dict[str, Any]:
-    """The decoded token without its signature: safe to print."""
-    return {
-        "kid": token.kid,
-        "expires_at": token.expires_at,
-        "org_id": token.org_id,
-        "claims": token.claims,
-    }
 
 
 async def show_token(settings: Settings, out: TextIO) -> int:
