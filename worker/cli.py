@@ -1,4 +1,4 @@
-"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``.
+"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``, ``broker``.
 
 Only this module installs signal handlers and configures logging. Exit codes: 0 done,
 1 a check failed or the worker stopped on an error, 2 invalid configuration.
@@ -17,6 +17,7 @@ import anyio
 
 from worker import __version__
 from worker.app import Worker
+from worker.broker.main import run_broker
 from worker.errors import ConfigError, SessionEnded, WorkerError, sole_error
 from worker.observe.logs import configure_logging
 from worker.preflight import run_checks, show_token
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         help="also write and delete a probe file under <ORG_ID>/ of the org-files bucket",
     )
     sub.add_parser("token", help="mint and verify one token; print its claims (no signature)")
+    sub.add_parser(
+        "broker", help="run the token broker (holds CLERK_SECRET_KEY; BROKER_* settings)"
+    )
     return parser
 
 
@@ -78,6 +82,8 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``realtime-worker`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "broker":  # its own settings: no ORG_ID, the secret key
+        return run_broker(os.environ, args.env_file)
     try:
         settings = Settings.from_env(os.environ, args.env_file)
     except ConfigError as exc:

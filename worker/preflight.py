@@ -21,6 +21,7 @@ from worker.realtime.adapter import RealtimeAdapter
 from worker.settings import Settings
 from worker.storage import OrgFiles, make_storage_client
 from worker.tokens import Token, TokenVerifier, source_from_settings
+from worker.tokens.sources import describe_source
 
 T = TypeVar("T")
 UNAUTHORIZED_HINT = (
@@ -76,6 +77,7 @@ async def run_checks(settings: Settings, out: TextIO, *, storage: bool = False) 
     """``realtime-worker check``: 0 when every step passes, else 1. With ``storage``, also
     write and delete a probe object under ``<org_id>/`` of the ``org-files`` bucket."""
     report = Report(out)
+    report.line(True, "token source", describe_source(settings))
     async with httpx.AsyncClient(timeout=15.0) as http:
         token = await _step(
             report,
