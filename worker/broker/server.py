@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,7 +23,7 @@ from worker.broker.identity import Caller, Denied, Identify
 from worker.broker.metrics import BrokerMetrics
 from worker.errors import SessionEnded, TokenError
 
-__all__ = ["MAX_BODY_BYTES", "make_app"]
+__all__ = ["MAX_BODY_BYTES", "Readiness", "make_app"]
 
 log = logging.getLogger("worker.broker")
 MAX_BODY_BYTES = 4096
@@ -30,19 +31,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
+@dataclass
+class Readiness:
+    """``/readyz`` answers 200 while ``ready``; cleared when the broker starts stopping."""
+
+    ready: bool = True
+
+
 def make_app(
     identify: Identify,
     cache: TokenCache,
     metrics: BrokerMetrics,
     registry: CollectorRegistry,
+    *,
     request_timeout_s: float,
+    readiness: Readiness,
 ) -> web.Application:
-    """The aiohttp application; ``app["ready"]`` is cleared while shutting down."""
+    """The aiohttp application."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES, middlewares=[_deadline(request_timeout_s)]
     )
-    app["ready"] = True
-    routes = _Routes(identify, cache, metrics, registry)
+    routes = _Routes(identify, cache, metrics, registry, readiness=readiness)
     app.router.add_post("/v1/token", routes.token)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/readyz", routes.readyz)
@@ -74,9 +83,12 @@ class _Routes:
         cache: TokenCache,
         metrics: BrokerMetrics,
         registry: CollectorRegistry,
+        *,
+        readiness: Readiness,
     ) -> None:
         self._identify, self._cache = identify, cache
         self._metrics, self._registry = metrics, registry
+        self._readiness = readiness
 
     async def token(self, request: web.Request) -> web.Response:
         try:
@@ -109,16 +121,16 @@ class _Routes:
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    async def readyz(self, request: web.Request) -> web.Response:
-        ready = bool(request.app["ready"])
+    async def readyz(self, _request: web.Request) -> web.Response:
+        ready = self._readiness.ready
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
-    async def status(self, request: web.Request) -> web.Response:
+    async def status(self, _request: web.Request) -> web.Response:
         orgs = {
             entry.org_id: {"token_expires_at": self._cache.expires_at(entry.org_id)}
             for entry in self._identify.orgs.entries
         }
-        return web.json_response({"ready": bool(request.app["ready"]), "orgs": orgs})
+        return web.json_response({"ready": self._readiness.ready, "orgs": orgs})
 
     async def metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self._registry)

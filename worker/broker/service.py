@@ -20,7 +20,7 @@ from worker.broker.config import BrokerSettings
 from worker.broker.identity import Identify, ServiceAccountVerifier
 from worker.broker.metrics import BrokerMetrics
 from worker.broker.orgs import load_orgs
-from worker.broker.server import make_app
+from worker.broker.server import Readiness, make_app
 from worker.broker.sources import clerk_sessions
 
 __all__ = ["Broker"]
@@ -37,6 +37,7 @@ class Broker:
         self.registry = CollectorRegistry()
         self.port: int | None = None
         self._factory = factory
+        self.readiness = Readiness()
 
     async def run(
         self, stop: anyio.Event, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
@@ -58,7 +59,12 @@ class Broker:
                 verifier = ServiceAccountVerifier(s.oidc_issuer, s.oidc_jwks_url, http, s.audience)
             cache = TokenCache(factory, s.remint_margin_s, metrics.on_mint)
             app = make_app(
-                Identify(orgs, verifier), cache, metrics, self.registry, s.request_timeout_s
+                Identify(orgs, verifier),
+                cache,
+                metrics,
+                self.registry,
+                request_timeout_s=s.request_timeout_s,
+                readiness=self.readiness,
             )
             await self._serve(app, stop, task_status, len(orgs.entries))
 
@@ -74,7 +80,7 @@ class Broker:
             log.info("broker started", extra={"http_port": self.port, "orgs": orgs})
             task_status.started(self.port)
             await stop.wait()
-            app["ready"] = False
+            self.readiness.ready = False
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10.0):
                 await runner.cleanup()
