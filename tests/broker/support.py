@@ -56,20 +56,22 @@ def write_orgs(path: Path, orgs: list[Org]) -> dict[str, str]:
 
 
 def broker_settings(stack: Stack, kube: KubeIssuer, orgs_file: Path, **env: str) -> BrokerSettings:
-    return BrokerSettings.from_env(
-        {
-            "BROKER_ORGS_FILE": str(orgs_file),
-            "CLERK_SECRET_KEY": stack.env["CLERK_SECRET_KEY"],
-            "CLERK_API_URL": stack.env["CLERK_API_URL"],
-            "CLERK_TOKEN_EXPIRES_IN_SECONDS": str(TOKEN_LIFETIME_S),
-            "BROKER_OIDC_ISSUER": kube.issuer,
-            "BROKER_REMINT_MARGIN_SECONDS": str(BROKER_MARGIN_S),
-            "BROKER_HTTP_HOST": "127.0.0.1",
-            "BROKER_HTTP_PORT": "0",
-            "BROKER_REQUEST_TIMEOUT_SECONDS": "5",
-        }
-        | env
-    )
+    return BrokerSettings.from_env(broker_env(stack, kube, orgs_file, **env))
+
+
+def broker_env(stack: Stack, kube: KubeIssuer, orgs_file: Path, **env: str) -> dict[str, str]:
+    """A broker's environment on this stack: the only place the Clerk secret key goes."""
+    return {
+        "BROKER_ORGS_FILE": str(orgs_file),
+        "CLERK_SECRET_KEY": stack.env["CLERK_SECRET_KEY"],
+        "CLERK_API_URL": stack.env["CLERK_API_URL"],
+        "CLERK_TOKEN_EXPIRES_IN_SECONDS": str(TOKEN_LIFETIME_S),
+        "BROKER_OIDC_ISSUER": kube.issuer,
+        "BROKER_REMINT_MARGIN_SECONDS": str(BROKER_MARGIN_S),
+        "BROKER_HTTP_HOST": "127.0.0.1",
+        "BROKER_HTTP_PORT": "0",
+        "BROKER_REQUEST_TIMEOUT_SECONDS": "5",
+    } | env
 
 
 @asynccontextmanager
