@@ -16,7 +16,17 @@ PACKAGE = ROOT / "worker"
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 40
 MAX_TOP_LEVEL_MODULES = 15
-PARTS = ("tokens", "realtime", "dispatch", "delivery", "observe", "settings", "events", "handlers")
+PARTS = (
+    "tokens",
+    "realtime",
+    "dispatch",
+    "delivery",
+    "observe",
+    "settings",
+    "events",
+    "handlers",
+    "broker",
+)
 
 PUBLIC = {
     "worker": [
@@ -47,10 +57,29 @@ PUBLIC = {
         "source_from_settings",
     ],
     "worker.tokens.sources": [
+        "BrokerTokenSource",
         "ClerkTokenSource",
         "FileTokenSource",
         "TokenSource",
+        "describe_source",
         "source_from_settings",
+    ],
+    "worker.broker": [
+        "Broker",
+        "BrokerSettings",
+        "CachedToken",
+        "Caller",
+        "Denied",
+        "DenyReason",
+        "Identify",
+        "OrgEntry",
+        "Orgs",
+        "ServiceAccountVerifier",
+        "SourceFactory",
+        "TokenCache",
+        "hash_credential",
+        "load_orgs",
+        "new_credential",
     ],
     "worker.realtime": [
         "ChannelHandle",
