@@ -1,4 +1,5 @@
-"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``, ``broker``.
+"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``, ``broker``,
+``provision``, ``deprovision``.
 
 Only this module installs signal handlers and configures logging. Exit codes: 0 done,
 1 a check failed or the worker stopped on an error, 2 invalid configuration.
@@ -18,6 +19,8 @@ import anyio
 from worker import __version__
 from worker.app import Worker
 from worker.broker.main import run_broker
+from worker.broker.provision_cli import add_parsers as add_provisioning_parsers
+from worker.broker.provision_cli import run_provisioning
 from worker.errors import ConfigError, SessionEnded, WorkerError, sole_error
 from worker.observe.logs import configure_logging
 from worker.preflight import run_checks, show_token
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "broker", help="run the token broker (holds CLERK_SECRET_KEY; BROKER_* settings)"
     )
+    add_provisioning_parsers(sub)
     return parser
 
 
@@ -82,8 +86,8 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``realtime-worker`` console script."""
     args = _parser().parse_args(argv)
-    if args.command == "broker":  # its own settings: no ORG_ID, the secret key
-        return run_broker(os.environ, args.env_file)
+    if args.command in _FLEET_COMMANDS:  # their own settings: no ORG_ID, the secret key
+        return _FLEET_COMMANDS[args.command](args)
     try:
         settings = Settings.from_env(os.environ, args.env_file)
     except ConfigError as exc:
@@ -127,4 +131,11 @@ _COMMANDS: dict[str, Command] = {
     "run": _serve,
     "check": _check,
     "token": _token,
+}
+
+
+_FLEET_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "broker": lambda args: run_broker(os.environ, args.env_file),
+    "provision": lambda args: run_provisioning(args, os.environ),
+    "deprovision": lambda args: run_provisioning(args, os.environ),
 }
