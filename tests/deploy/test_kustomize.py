@@ -12,7 +12,14 @@ from tests.deploy._tools import import_or_fail, run_ok
 
 # The oldest and the newest Kubernetes minor versions the manifests must be valid for.
 K8S_VERSIONS = ("1.29.0", "1.37.0")
-EXPECTED_KINDS = {"ServiceAccount", "ConfigMap", "Service", "Deployment", "PodMonitor"}
+EXPECTED_KINDS = {
+    "ServiceAccount",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "PodMonitor",
+    "NetworkPolicy",
+}
 GENERATED_ORG = "org_2GeneratedForTest"
 
 
@@ -20,7 +27,7 @@ GENERATED_ORG = "org_2GeneratedForTest"
 def generated_overlay(tmp_path_factory) -> Path:
     """An overlay written by deploy/new-org into a copy of deploy/."""
     deploy = copy_deploy(tmp_path_factory.mktemp("generated"))
-    run_ok([sys.executable, str(deploy / "new-org"), GENERATED_ORG, "--session-id", "sess_2Gen",
+    run_ok([sys.executable, str(deploy / "new-org"), GENERATED_ORG,
             "--topics", "events,tasks,billing"])  # fmt: skip
     return deploy / "orgs" / GENERATED_ORG
 

@@ -7,6 +7,8 @@
 | `CLERK_TOKEN_EXPIRES_IN_SECONDS`, `CLERK_TOKEN_TEMPLATE` | as for the worker |
 | `BROKER_OIDC_ISSUER` | the cluster's ServiceAccount issuer; unset: static credentials only |
 | `BROKER_OIDC_JWKS_URL` | its JWKS (default `<issuer>/openid/v1/jwks`) |
+| `BROKER_OIDC_CA_FILE` | the CA of that JWKS URL (in-cluster: the ServiceAccount's `ca.crt`) |
+| `BROKER_OIDC_TOKEN_FILE` | a bearer token for it (in-cluster: the broker's own `token`) |
 | `BROKER_AUDIENCE` | the audience of the ServiceAccount tokens (`realtime-worker-broker`) |
 | `BROKER_REMINT_MARGIN_SECONDS` | a cached token with less left is minted again (20) |
 | `BROKER_HTTP_HOST`, `BROKER_HTTP_PORT` | where to listen (0.0.0.0:8080) |
@@ -37,6 +39,8 @@ class BrokerSettings:
     clerk_token_expires_in_s: int | None = None
     oidc_issuer: str | None = None
     oidc_jwks_url: str | None = None
+    oidc_ca_file: Path | None = None
+    oidc_token_file: Path | None = None
     audience: str = AUDIENCE
     remint_margin_s: float = 20.0
     http_host: str = "0.0.0.0"  # noqa: S104 - the workers reach it through a Service
@@ -67,6 +71,8 @@ class BrokerSettings:
             else None,
             "oidc_issuer": issuer,
             "oidc_jwks_url": jwks,
+            "oidc_ca_file": _path(r.raw("BROKER_OIDC_CA_FILE")),
+            "oidc_token_file": _path(r.raw("BROKER_OIDC_TOKEN_FILE")),
             "audience": r.raw("BROKER_AUDIENCE") or AUDIENCE,
             "remint_margin_s": r.number("BROKER_REMINT_MARGIN_SECONDS", 20.0, float, 0),
             "http_host": r.raw("BROKER_HTTP_HOST") or "0.0.0.0",  # noqa: S104 - see above
@@ -77,3 +83,7 @@ class BrokerSettings:
         if problems or orgs is None or secret is None:
             raise ConfigError(problems)
         return cls(orgs_file=Path(orgs), clerk_secret_key=SecretStr(secret), **values)  # type: ignore[arg-type]
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

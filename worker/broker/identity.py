@@ -12,8 +12,10 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 
@@ -72,10 +74,16 @@ class ServiceAccountVerifier:
     """Verifies projected ServiceAccount tokens against the issuer's JWKS (cached)."""
 
     def __init__(
-        self, issuer: str, jwks_url: str, http: httpx.AsyncClient, audience: str = AUDIENCE
+        self,
+        issuer: str,
+        jwks_url: str,
+        http: httpx.AsyncClient,
+        audience: str = AUDIENCE,
+        bearer_file: Path | None = None,
     ) -> None:
         self._issuer, self._jwks_url, self._audience = issuer, jwks_url, audience
         self._http = http
+        self._bearer_file = bearer_file  # the API server wants a token for its JWKS
         self._keys: dict[str, Any] = {}
         self._fetched_at = -_JWKS_MIN_REFETCH_S
 
@@ -108,11 +116,15 @@ class ServiceAccountVerifier:
         return self._keys[kid]
 
     async def _refetch(self) -> None:
+        headers = {}
         try:
-            response = await self._http.get(self._jwks_url)
+            if self._bearer_file is not None:
+                bearer = (await anyio.Path(self._bearer_file).read_text()).strip()
+                headers["Authorization"] = f"Bearer {bearer}"
+            response = await self._http.get(self._jwks_url, headers=headers)
             response.raise_for_status()
             keys = jwt.PyJWKSet.from_dict(response.json()).keys
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+        except (OSError, httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             raise Denied(DenyReason.JWKS_UNAVAILABLE) from exc
         self._fetched_at = time.monotonic()
         self._keys = {str(k.key_id): k.key for k in keys if k.key_id}

@@ -7,7 +7,10 @@ the server closes. Nothing is kept between runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import ssl
+from pathlib import Path
 
 import anyio
 import httpx
@@ -46,7 +49,8 @@ class Broker:
         s = self.settings
         orgs = load_orgs(s.orgs_file)
         metrics = BrokerMetrics(self.registry, [e.org_id for e in orgs.entries])
-        async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S) as http:
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S))
             factory = self._factory or clerk_sessions(
                 s.clerk_api_url,
                 s.clerk_secret_key,
@@ -56,7 +60,13 @@ class Broker:
             )
             verifier = None
             if s.oidc_issuer and s.oidc_jwks_url:
-                verifier = ServiceAccountVerifier(s.oidc_issuer, s.oidc_jwks_url, http, s.audience)
+                verifier = ServiceAccountVerifier(
+                    s.oidc_issuer,
+                    s.oidc_jwks_url,
+                    await stack.enter_async_context(_jwks_client(s.oidc_ca_file)),
+                    s.audience,
+                    s.oidc_token_file,
+                )
             cache = TokenCache(factory, s.remint_margin_s, metrics.on_mint)
             app = make_app(
                 Identify(orgs, verifier),
@@ -85,3 +95,12 @@ class Broker:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10.0):
                 await runner.cleanup()
             log.info("broker stopped")
+
+
+def _jwks_client(ca_file: Path | None) -> httpx.AsyncClient:
+    """The client for the issuer's JWKS: the cluster's CA when given (the API server's
+    certificate is not from a public CA)."""
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(ca_file))
+    return httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S, verify=verify)
