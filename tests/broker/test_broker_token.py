@@ -93,14 +93,18 @@ async def test_many_callers_cost_one_clerk_mint_per_org_per_token(
         tokens: list[str] = []
 
         async def call(credential: str) -> None:
-            tokens.append((await ask(broker.url, credential)).json()["token"])
+            response = await ask(broker.url, credential)
+            assert response.status_code == 200, response.text
+            tokens.append(response.json()["token"])
 
         async with anyio.create_task_group() as tg:
-            for _ in range(20):
+            for _ in range(10):  # at once, on a broker that has no JWKS and no token yet
                 for org in (a, b):
                     tg.start_soon(call, statics[org.org_id])
+                    tg.start_soon(call, kube.mint(NAMESPACE, service_account(org)))
         assert len(tokens) == 40
         assert len(set(tokens)) == 2
+        assert kube.requests == 1, "one JWKS fetch for every concurrent first caller"
         assert stack.clerk.requests[MINT] == 2
 
 

@@ -86,6 +86,7 @@ class ServiceAccountVerifier:
         self._bearer_file = bearer_file  # the API server wants a token for its JWKS
         self._keys: dict[str, Any] = {}
         self._fetched_at = -_JWKS_MIN_REFETCH_S
+        self._lock = anyio.Lock()
 
     async def subject(self, token: str) -> str:
         """The verified ``sub``; ``Denied`` otherwise."""
@@ -109,13 +110,17 @@ class ServiceAccountVerifier:
         return str(claims["sub"])
 
     async def _key(self, kid: str) -> Any:
-        if kid not in self._keys and time.monotonic() - self._fetched_at >= _JWKS_MIN_REFETCH_S:
-            await self._refetch()
+        if kid not in self._keys:
+            async with self._lock:  # one fetch at a time; waiters see its keys
+                recent = time.monotonic() - self._fetched_at < _JWKS_MIN_REFETCH_S
+                if kid not in self._keys and not recent:
+                    await self._refetch()
         if kid not in self._keys:
             raise Denied(DenyReason.BAD_SIGNATURE)
         return self._keys[kid]
 
     async def _refetch(self) -> None:
+        self._fetched_at = time.monotonic()  # an unknown kid refetches at most every 10 s
         headers = {}
         try:
             if self._bearer_file is not None:
@@ -126,7 +131,6 @@ class ServiceAccountVerifier:
             keys = jwt.PyJWKSet.from_dict(response.json()).keys
         except (OSError, httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             raise Denied(DenyReason.JWKS_UNAVAILABLE) from exc
-        self._fetched_at = time.monotonic()
         self._keys = {str(k.key_id): k.key for k in keys if k.key_id}
 
 
