@@ -1,9 +1,11 @@
 """Two orgs, brokers in front of Clerk, one worker per org whose environment holds no
 Clerk secret key: each handles all of its own events across many token lifetimes, while
-brokers restart or die, and Clerk sees about one mint per org per token lifetime."""
+broker processes are killed or restarted, and Clerk sees at most one mint per org per
+worker refresh, however many brokers."""
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from devstack.stack import Stack
 from tests.broker.support import (
     NAMESPACE,
     Balancer,
-    BrokerHandle,
+    broker_env,
     broker_settings,
     broker_worker,
     broker_worker_env,
@@ -24,7 +26,7 @@ from tests.broker.support import (
     write_orgs,
 )
 from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision
-from tests.faults.support import metric
+from tests.faults.support import WorkerProcess, metric
 from worker.app import Worker
 from worker.errors import TokenRejected
 from worker.preflight import mint_and_verify
@@ -111,26 +113,42 @@ async def test_org_as_credential_with_org_bs_org_id_is_refused_and_gets_nothing_
     assert stack.clerk.requests[MINT] == 1, "only org A's token was ever minted"
 
 
-async def test_brokers_restarting_or_dying_close_no_channel_and_lose_no_event(
+async def started_broker(running: AsyncExitStack, env: dict[str, str]) -> WorkerProcess:
+    """``realtime-worker broker`` as a process of its own, serving."""
+    broker = await running.enter_async_context(WorkerProcess(env, command="broker").run())
+    running.callback(_stop, broker)  # before its exit is awaited
+    await eventually(lambda: broker.http_port is not None, 30, "the broker started")
+    return broker
+
+
+def _stop(broker: WorkerProcess) -> None:
+    with contextlib.suppress(ProcessLookupError):  # killed or stopped already
+        broker.terminate()
+
+
+def url(broker: WorkerProcess) -> str:
+    return f"http://127.0.0.1:{broker.http_port}"
+
+
+async def test_a_broker_killed_and_one_restarted_close_no_channel_and_lose_no_event(
     stack: Stack, kube: KubeIssuer, tmp_path: Path
 ) -> None:
     a, b = provision(stack, "Acme"), provision(stack, "Globex")
     statics = write_orgs(tmp_path / "orgs.json", [a, b])
     files = credentials(tmp_path, kube, a, b, statics)
     recorders = {a.org_id: Recorder(), b.org_id: Recorder()}
-    settings = broker_settings(stack, kube, tmp_path / "orgs.json")
+    env = broker_env(stack, kube, tmp_path / "orgs.json")
     async with AsyncExitStack() as running:
-        first = await running.enter_async_context(running_broker(settings))
-        second = await running.enter_async_context(running_broker(settings))
-        service = await running.enter_async_context(Balancer([first.url, second.url]))
+        first, second = [await started_broker(running, env) for _ in range(2)]
+        service = await running.enter_async_context(Balancer([url(first), url(second)]))
         stack.clerk.requests.clear()
         workers = {}
         for org in (a, b):
-            env = broker_worker_env(stack, org, service.url, files[org.org_id])
+            worker_env = broker_worker_env(stack, org, service.url, files[org.org_id])
             workers[org.org_id] = await running.enter_async_context(
-                broker_worker(env, recorders[org.org_id])
+                broker_worker(worker_env, recorders[org.org_id])
             )
-        inserted = {org.org_id: [] for org in (a, b)}
+        inserted: dict[str, list[int]] = {org.org_id: [] for org in (a, b)}
 
         async def round_of_events() -> None:
             for org in (a, b):
@@ -141,18 +159,19 @@ async def test_brokers_restarting_or_dying_close_no_channel_and_lose_no_event(
             )
 
         await round_of_events()
-        first.stop()  # one of two replicas dies
+        assert first.process is not None
+        first.process.kill()  # one of two replicas dies (SIGKILL)
         await round_of_events()
         await round_of_events()
-        restarted: BrokerHandle = await running.enter_async_context(running_broker(settings))
-        service.targets[:] = [restarted.url, second.url]
-        second.stop()  # and the other restarts: only the new one serves now
+        restarted = await started_broker(running, env)
+        service.targets[:] = [url(restarted), url(second)]
+        second.terminate()  # the other one restarts: only the new process serves now
         await round_of_events()
         await round_of_events()
         for org in (a, b):
             await eventually(recorders[org.org_id].handled(inserted[org.org_id]), 20, "handled")
             assert closes(workers[org.org_id]) == 0
         total_refreshes = sum(refreshes(w) for w in workers.values())
-        # One mint per worker refresh at most (a refresh finds a cached token on the broker
-        # that minted it last), plus one per broker that served a first request.
+        # At most one mint per worker refresh (a refresh that finds a cached token on its
+        # broker costs none), plus one per broker process that served a first request.
         assert stack.clerk.requests[MINT] <= total_refreshes + 2 * 3
