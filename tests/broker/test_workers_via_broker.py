@@ -6,6 +6,7 @@ worker refresh, however many brokers."""
 from __future__ import annotations
 
 import contextlib
+import io
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -23,13 +24,14 @@ from tests.broker.support import (
     broker_worker_env,
     running_broker,
     service_account,
+    subject,
     write_orgs,
 )
 from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision
 from tests.faults.support import WorkerProcess, metric
 from worker.app import Worker
 from worker.errors import TokenRejected
-from worker.preflight import mint_and_verify
+from worker.preflight import mint_and_verify, run_checks
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(150)]
@@ -175,3 +177,19 @@ async def test_a_broker_killed_and_one_restarted_close_no_channel_and_lose_no_ev
         # At most one mint per worker refresh (a refresh that finds a cached token on its
         # broker costs none), plus one per broker process that served a first request.
         assert stack.clerk.requests[MINT] <= total_refreshes + 2 * 3
+
+
+async def test_check_passes_through_the_broker_and_names_the_source_and_identity(
+    stack: Stack, kube: KubeIssuer, tmp_path: Path
+) -> None:
+    a, b = provision(stack, "Acme"), provision(stack, "Globex")
+    statics = write_orgs(tmp_path / "orgs.json", [a, b])
+    files = credentials(tmp_path, kube, a, b, statics)
+    async with running_broker(broker_settings(stack, kube, tmp_path / "orgs.json")) as broker:
+        out = io.StringIO()
+        env = broker_worker_env(stack, a, broker.url, files[a.org_id])
+        assert await run_checks(Settings.from_env(env), out) == 0, out.getvalue()
+    text = out.getvalue()
+    assert f"broker {broker.url} as ServiceAccount token of {subject(a)}" in text
+    assert "all checks passed" in text
+    assert files[a.org_id].read_text()[-20:] not in text
