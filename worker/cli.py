@@ -1,4 +1,5 @@
-"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``.
+"""The ``realtime-worker`` command line: ``run``, ``check``, ``token``, ``broker``,
+``provision``, ``deprovision``.
 
 Only this module installs signal handlers and configures logging. Exit codes: 0 done,
 1 a check failed or the worker stopped on an error, 2 invalid configuration.
@@ -18,6 +19,9 @@ import anyio
 
 from worker import __version__
 from worker.app import Worker
+from worker.broker.main import run_broker
+from worker.broker.provision_cli import add_parsers as add_provisioning_parsers
+from worker.broker.provision_cli import run_provisioning
 from worker.errors import ConfigError, SessionEnded, SessionUnobtainable, WorkerError, sole_error
 from worker.observe.logs import (
     configure_logging,
@@ -59,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also write and delete a probe file under <ORG_ID>/ of the org-files bucket",
     )
     sub.add_parser("token", help="mint and verify one token; print its claims (no signature)")
+    sub.add_parser(
+        "broker", help="run the token broker (holds CLERK_SECRET_KEY; BROKER_* settings)"
+    )
+    add_provisioning_parsers(sub)
     return parser
 
 
@@ -84,12 +92,19 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``realtime-worker`` console script."""
     args = _parser().parse_args(argv)
+    if args.command in _FLEET_COMMANDS:  # their own settings: no ORG_ID, the secret key
+        return _FLEET_COMMANDS[args.command](args)
     try:
         settings = Settings.from_env(os.environ, args.env_file)
     except ConfigError as exc:
         return _fail(f"{exc}\nSee the configuration reference in README.md.", 2)
     configure_logging(settings.log_level, settings.org_id)
     install_uncaught_logging()  # a crash is a redacted JSON line, not a raw traceback
+    return _run_worker_command(args, settings)
+
+
+def _run_worker_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``run``/``check``/``token``; each error class to its message and exit code."""
     try:
         return _run_command(_COMMANDS[args.command], settings, args)
     except ConfigError as exc:
@@ -137,4 +152,11 @@ _COMMANDS: dict[str, Command] = {
     "run": _serve,
     "check": _check,
     "token": _token,
+}
+
+
+_FLEET_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "broker": lambda args: run_broker(os.environ, args.env_file),
+    "provision": lambda args: run_provisioning(args, os.environ),
+    "deprovision": lambda args: run_provisioning(args, os.environ),
 }

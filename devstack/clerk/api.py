@@ -91,6 +91,7 @@ def _bapi_app(clerk: Clerk) -> web.Application:
     bapi[CLERK] = clerk
     bapi.router.add_get(JWKS_PATH, _bapi_jwks)
     bapi.router.add_post("/users", _create_user)
+    bapi.router.add_get("/users", _list_users)
     bapi.router.add_get("/users/{user_id}", _get_user)
     bapi.router.add_delete("/users/{user_id}", _delete_user)
     bapi.router.add_post("/organizations", _create_organization)
@@ -118,6 +119,20 @@ async def _create_user(request: web.Request) -> web.Response:
         second_factor=params.optional_str(body, "totp_secret") is not None,
     )
     return reply(user)
+
+
+async def _list_users(request: web.Request) -> web.Response:
+    """``GET /v1/users``: a JSON array, newest first; ``external_id`` and ``user_id``
+    (repeatable) filter it, as in Clerk's ``GetUserList``."""
+    clerk = request.app[CLERK]
+    external = set(request.query.getall("external_id", []))
+    ids = set(request.query.getall("user_id", []))
+    users = [
+        clerk.get_user(user.id)
+        for user in reversed(list(clerk.store.users.values()))
+        if (not external or user.external_id in external) and (not ids or user.id in ids)
+    ]
+    return reply(users)
 
 
 async def _get_user(request: web.Request) -> web.Response:

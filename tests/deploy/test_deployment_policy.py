@@ -94,11 +94,12 @@ def test_runs_non_root_read_only_without_capabilities(rendered) -> None:
 
 def test_tmp_is_the_only_writable_mount(rendered) -> None:
     pod, container = _pod(rendered), _container(rendered)
-    [mount] = container["volumeMounts"]
+    [mount] = [m for m in container["volumeMounts"] if not m.get("readOnly")]
     assert mount["mountPath"] == "/tmp"  # noqa: S108 - the pod's private emptyDir
-    [volume] = pod["volumes"]
-    assert volume["name"] == mount["name"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     assert "emptyDir" in volume
+    others = [v for v in pod["volumes"] if v is not volume]
+    assert [list(v) for v in others] == [["name", "projected"]], "only the broker token, read-only"
 
 
 def test_grace_period_outlasts_the_drain_deadline(rendered) -> None:
@@ -128,18 +129,43 @@ def test_metrics_port_agrees_everywhere(rendered) -> None:
     assert (service_port["name"], service_port["targetPort"]) == ("metrics", "metrics")
 
 
-def test_config_names_the_org_and_the_secret_holds_the_key(rendered) -> None:
+def test_config_names_the_org_and_the_worker_holds_no_clerk_secret(rendered) -> None:
     deployment = only(rendered, "Deployment")
     org = deployment["metadata"]["labels"]["org"]
     assert _config(rendered)["ORG_ID"] == org
     container = _container(rendered)
     [config_ref] = container["envFrom"]
     assert config_ref["configMapRef"]["name"] == only(rendered, "ConfigMap")["metadata"]["name"]
-    [secret_env] = [e for e in container["env"] if e["name"] == "CLERK_SECRET_KEY"]
-    ref = secret_env["valueFrom"]["secretKeyRef"]
-    assert ref["key"] == "CLERK_SECRET_KEY"
-    assert ref["name"].endswith(deployment["metadata"]["name"].removeprefix("realtime-worker"))
+    assert "env" not in container, "no Secret reaches the worker"
     assert "CLERK_SECRET_KEY" not in _config(rendered)
+    assert "CLERK_SESSION_ID" not in _config(rendered)
+
+
+def test_the_worker_proves_its_identity_with_a_broker_audience_token(rendered) -> None:
+    pod = _pod(rendered)
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == only(rendered, "ServiceAccount")["metadata"]["name"]
+    [volume] = [v for v in pod["volumes"] if "projected" in v]
+    [source] = volume["projected"]["sources"]
+    projected = source["serviceAccountToken"]
+    assert projected["audience"] == "realtime-worker-broker"
+    assert projected["expirationSeconds"] <= 3600
+    [mount] = [m for m in _container(rendered)["volumeMounts"] if m["name"] == volume["name"]]
+    path = f"{mount['mountPath']}/{projected['path']}"
+    assert _config(rendered)["WORKER_TOKEN_BROKER_CREDENTIAL_FILE"] == path
+    assert _config(rendered)["WORKER_TOKEN_BROKER_URL"] == "http://realtime-worker-broker:8080"
+
+
+def test_the_worker_may_reach_only_the_broker_supabase_and_dns(rendered) -> None:
+    policy = only(rendered, "NetworkPolicy")
+    pod_labels = only(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    assert selector["org"] == pod_labels["org"], "one org's policy"
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    ports = sorted((r["ports"][0]["port"], str(r["to"])) for r in policy["spec"]["egress"])
+    assert [p for p, _ in ports] == [53, 443, 8080]
+    assert "realtime-worker-broker" in dict(ports)[8080]
 
 
 def test_pod_user_is_the_image_user(rendered) -> None:

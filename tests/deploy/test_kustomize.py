@@ -19,6 +19,7 @@ EXPECTED_KINDS = {
     "Deployment",
     "PodDisruptionBudget",
     "PodMonitor",
+    "NetworkPolicy",
 }
 GENERATED_ORG = "org_2GeneratedForTest"
 
@@ -27,7 +28,7 @@ GENERATED_ORG = "org_2GeneratedForTest"
 def generated_overlay(tmp_path_factory) -> Path:
     """An overlay written by deploy/new-org into a copy of deploy/."""
     deploy = copy_deploy(tmp_path_factory.mktemp("generated"))
-    run_ok([sys.executable, str(deploy / "new-org"), GENERATED_ORG, "--session-id", "sess_2Gen",
+    run_ok([sys.executable, str(deploy / "new-org"), GENERATED_ORG,
             "--topics", "events,tasks,billing"])  # fmt: skip
     return deploy / "orgs" / GENERATED_ORG
 

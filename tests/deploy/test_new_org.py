@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from tests.deploy._k8s import copy_deploy, only, render
 from tests.deploy._tools import DEPLOY, run
+from worker.broker import overlay
 
 
 @pytest.fixture
@@ -34,31 +37,31 @@ def test_writes_an_overlay_with_the_org_settings_and_prints_next_steps(deploy) -
     assert sorted(p.name for p in overlay.iterdir()) == ["kustomization.yaml", "org.env"]
     manifests = render(overlay)
     config = only(manifests, "ConfigMap")["data"]
-    assert (config["ORG_ID"], config["CLERK_SESSION_ID"]) == ("org_2abc", "sess_9xyz")
+    assert config["ORG_ID"] == "org_2abc"
     assert config["WORKER_TOPICS"] == "events,tasks"
+    assert "CLERK_SECRET_KEY" not in json.dumps(manifests), "the worker holds no Clerk secret"
     assert only(manifests, "Deployment")["metadata"]["name"] == "realtime-worker-org-2abc"
-    secret = "realtime-worker-clerk-org-2abc"
-    assert f"create secret generic {secret}" in result.stdout
+    entry = "system:serviceaccount:realtime-worker:realtime-worker-org-2abc"
+    assert entry in result.stdout
+    assert only(manifests, "ServiceAccount")["metadata"]["name"] == entry.rsplit(":", 1)[1]
+    assert '"session_id": "sess_9xyz"' in result.stdout
+    assert "realtime-worker provision --org org_2abc" in result.stdout
     assert "kubectl apply -k deploy/orgs/org_2abc" in result.stdout
 
 
-def test_a_user_id_lets_the_worker_keep_its_own_sessions(deploy) -> None:
-    result = new_org(deploy, "org_2abc", "--user-id", "user_9xyz")
-    assert result.returncode == 0, result.stderr
-    config = only(render(deploy / "orgs" / "org_2abc"), "ConfigMap")["data"]
-    assert config["CLERK_USER_ID"] == "user_9xyz"
-    assert "CLERK_SESSION_ID" not in config
-
-
-def test_secret_name_and_namespace_options(deploy) -> None:
-    result = new_org(deploy, "org_2abc", "--session-id", "sess_1", "--secret-name", "clerk-shared",
-                     "--namespace", "workers")  # fmt: skip
+def test_namespace_option(deploy) -> None:
+    result = new_org(deploy, "org_2abc", "--namespace", "workers")
     assert result.returncode == 0, result.stderr
     manifests = render(deploy / "orgs" / "org_2abc")
-    deployment = only(manifests, "Deployment")
-    [env] = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env["valueFrom"]["secretKeyRef"]["name"] == "clerk-shared"
     assert {m["metadata"]["namespace"] for m in manifests} == {"workers"}
+    assert "system:serviceaccount:workers:realtime-worker-org-2abc" in result.stdout
+
+
+def test_writes_what_provision_overlay_writes() -> None:
+    script = runpy.run_path(str(DEPLOY / "new-org"), run_name="new_org")
+    for org in ("org_2abc", "org_2AbC"):
+        assert script["render_kustomization"](org, "ns") == overlay.render_kustomization(org, "ns")
+        assert script["render_env"](org, ["a", "b"]) == overlay.render_env(org, ["a", "b"])
 
 
 def test_mixed_case_org_ids_get_distinct_lowercase_names(deploy) -> None:
@@ -93,7 +96,7 @@ def test_refuses_to_overwrite_an_existing_org(deploy) -> None:
         (["org_2abc", "--session-id", "sess_1", "--topics", "a b"], "topic"),
         (["org_2abc", "--session-id", "sess_1", "--topics", ","], "--topics"),
         (["org_2abc", "--session-id", "sess_1", "--topics", "a,a"], "twice"),
-        (["org_2abc", "--session-id", "sess_1", "--secret-name", "Bad_Name"], "--secret-name"),
+        (["org_2abc", "--namespace", "Bad_Name"], "--namespace"),
     ],
 )
 def test_rejects_bad_input_without_writing(deploy, args, complaint) -> None:

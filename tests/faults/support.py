@@ -60,8 +60,9 @@ REPO = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """``python -m worker run`` as a subprocess; every line it writes is kept."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], command: str = "run") -> None:
         self.env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+        self.command = command  # "run", or "broker" for the token broker
         self.stderr: list[str] = []
         self.stdout: list[str] = []
         self.process: Process | None = None
@@ -81,7 +82,7 @@ class WorkerProcess:
     @property
     def http_port(self) -> int | None:
         for record in self.records:
-            if record.get("msg") == "worker started":
+            if record.get("msg") in ("worker started", "broker started"):
                 return int(record["http_port"])
         return None
 
@@ -99,7 +100,7 @@ class WorkerProcess:
     @asynccontextmanager
     async def run(self) -> AsyncIterator[WorkerProcess]:
         """Start it; on leaving, wait for it to exit (killing it after 60 s)."""
-        argv = [sys.executable, "-m", "worker", "run"]
+        argv = [sys.executable, "-m", "worker", self.command]
         async with (
             await anyio.open_process(argv, env=self.env, cwd=REPO) as process,
             anyio.create_task_group() as tg,

@@ -1,15 +1,28 @@
 """No secret ever leaves the worker: a CLI worker is run through Clerk failures, refused
 tokens, socket drops and a tenant reload at DEBUG level, then everything it wrote (logs,
 exception traces, /status, /metrics, /readyz) is searched for the Clerk secret key, the
-anon key and every session token Clerk minted for it, and for prefixes of them."""
+anon key and every session token Clerk minted for it, and for prefixes of them. The same
+grep covers a token broker process and a worker that gets its tokens from it: their logs,
+/status and /metrics hold no Clerk key, no static credential, no ServiceAccount token
+(accepted or refused) and no minted token."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.stack import Stack
+from tests.broker.support import (
+    NAMESPACE,
+    ask,
+    broker_env,
+    broker_worker_env,
+    service_account,
+    serving_kube,
+    write_orgs,
+)
 from tests.e2e.conftest import insert_events, provision, worker_env
 from tests.faults.support import WorkerProcess
 from worker.testing import eventually
@@ -91,3 +104,65 @@ async def test_a_fault_run_writes_no_secret_key_anon_key_or_token_anywhere(stack
     for secret in secrets:
         for fragment in secret_fragments(secret):
             assert fragment not in written, f"a fragment of a secret leaked: {fragment[:4]}..."
+
+
+async def test_a_broker_and_its_workers_write_no_key_credential_or_token_anywhere(
+    stack: Stack, tmp_path: Path
+) -> None:
+    a, b = provision(stack, "Acme"), provision(stack, "Globex")
+    minted = _record_mints(stack)
+    async with serving_kube() as kube:
+        statics = write_orgs(tmp_path / "orgs.json", [a, b])
+        sa_token = kube.mint(NAMESPACE, service_account(a))
+        refused = [
+            kube.mint(NAMESPACE, "unknown-sa"),
+            kube.mint(NAMESPACE, service_account(a), audience="kubernetes"),
+            kube.mint(NAMESPACE, service_account(a), expires_in_s=-60),
+            "rwb_" + "x" * 43,
+        ]
+        env = broker_env(stack, kube, tmp_path / "orgs.json", WORKER_LOG_LEVEL="DEBUG")
+        broker = WorkerProcess(env, command="broker")
+        async with broker.run():
+            await eventually(lambda: broker.http_port is not None, 30, "the broker started")
+            url = f"http://127.0.0.1:{broker.http_port}"
+            (tmp_path / "a.token").write_text(sa_token)
+            worker = WorkerProcess(
+                broker_worker_env(stack, a, url, tmp_path / "a.token")
+                | {"WORKER_LOG_LEVEL": "DEBUG", "WORKER_HANDLERS": "worker.handlers.log"}
+            )
+            async with worker.run():
+                await eventually(lambda: worker.http_port is not None, 30, "the worker started")
+                for credential in [statics[b.org_id], *refused]:
+                    await ask(url, credential)
+                stack.clerk.fail_next_tokens(2, 503)
+                await eventually(lambda: "mint failed" in broker.text(), 20, "a Clerk failure")
+                inserted = await insert_events(stack.database_url, a.org_id, 2)
+                await eventually(
+                    lambda: worker.text().count('"msg": "event handled"') >= 2, 30, "handled"
+                )
+                served = [(await worker.get(p)).text for p in ("/status", "/metrics")]
+                worker.terminate()
+            served += [(await broker.get(p)).text for p in ("/status", "/metrics", "/readyz")]
+            broker.terminate()
+    assert broker.returncode == 0
+    assert worker.returncode == 0
+    assert inserted
+    assert minted
+    assert '"level": "DEBUG"' in broker.text()
+    written = broker.text() + worker.text() + "\n".join(served)
+    for secret in [stack.env["CLERK_SECRET_KEY"], sa_token, *statics.values(), *refused, *minted]:
+        for fragment in secret_fragments(secret):
+            assert fragment not in written, f"a fragment of a secret leaked: {fragment[:4]}..."
+
+
+def _record_mints(stack: Stack) -> list[str]:
+    minted: list[str] = []
+    mint = stack.clerk.mint
+
+    def recording_mint(*args: Any, **kwargs: Any) -> str:
+        token = mint(*args, **kwargs)
+        minted.append(token)
+        return token
+
+    stack.clerk.mint = recording_mint  # type: ignore[method-assign]
+    return minted

@@ -16,7 +16,17 @@ PACKAGE = ROOT / "worker"
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 40
 MAX_TOP_LEVEL_MODULES = 15
-PARTS = ("tokens", "realtime", "dispatch", "delivery", "observe", "settings", "events", "handlers")
+PARTS = (
+    "tokens",
+    "realtime",
+    "dispatch",
+    "delivery",
+    "observe",
+    "settings",
+    "events",
+    "handlers",
+    "broker",
+)
 
 PUBLIC = {
     "worker": [
@@ -47,9 +57,11 @@ PUBLIC = {
         "source_from_settings",
     ],
     "worker.tokens.sources": [
+        "BrokerTokenSource",
         "ClerkTokenSource",
         "FileTokenSource",
         "TokenSource",
+        "describe_source",
         "source_from_settings",
     ],
     "worker.tokens.sessions": [
@@ -63,6 +75,23 @@ PUBLIC = {
         "SessionState",
         "SessionTokenSource",
         "managed_session",
+    ],
+    "worker.broker": [
+        "Broker",
+        "BrokerSettings",
+        "CachedToken",
+        "Caller",
+        "Denied",
+        "DenyReason",
+        "Identify",
+        "OrgEntry",
+        "Orgs",
+        "ServiceAccountVerifier",
+        "SourceFactory",
+        "TokenCache",
+        "hash_credential",
+        "load_orgs",
+        "new_credential",
     ],
     "worker.realtime": [
         "ChannelHandle",

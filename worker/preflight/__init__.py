@@ -30,6 +30,7 @@ from worker.registry import load_handlers
 from worker.settings import Settings
 from worker.storage import OrgFiles, make_storage_client
 from worker.tokens import Token
+from worker.tokens.sources import describe_source
 
 T = TypeVar("T")
 UNAUTHORIZED_HINT = (
@@ -67,6 +68,7 @@ async def run_checks(settings: Settings, out: TextIO, *, storage: bool = False) 
     """``realtime-worker check``: 0 when every step passes, else 1. With ``storage``, also
     write and delete a probe object under ``<org_id>/`` of the ``org-files`` bucket."""
     report = Report(out)
+    report.line(True, "token source", describe_source(settings))
     _check_handlers(settings, report)
     async with httpx.AsyncClient(timeout=15.0) as http:
         token = await _check_token(settings, http, report)

@@ -49,6 +49,8 @@ class Settings:
     clerk_token_expires_in_s: int | None = None
     token_file: Path | None = None
     token_role: str = "authenticated"  # noqa: S105 - a Postgres role name, not a secret
+    token_broker_url: str | None = None
+    token_broker_credential_file: Path | None = None
     topics: tuple[str, ...] = ("events",)
     handlers: tuple[str, ...] = ()
     http_host: str = "0.0.0.0"  # noqa: S104 - the metrics port is scraped from outside the pod
@@ -117,8 +119,9 @@ def _read_core(r: Reader) -> dict[str, object]:
 def _read_clerk(r: Reader) -> dict[str, object]:
     api_url = r.url("CLERK_API_URL", r.raw("CLERK_API_URL") or "https://api.clerk.com")
     token_file = r.raw("WORKER_TOKEN_FILE")
+    broker = _read_broker(r)
     secret = sid = user = None
-    if token_file is None:
+    if token_file is None and not broker:
         secret = r.required("CLERK_SECRET_KEY", "the Clerk secret key (sk_live_... or sk_test_...)")
         sid, user = _read_session_or_user(r)
     issuer = r.url("CLERK_ISSUER", r.raw("CLERK_ISSUER"))
@@ -147,7 +150,21 @@ def _read_clerk(r: Reader) -> dict[str, object]:
         "clerk_token_expires_in_s": _read_expires_in(r, api_url),
         "token_file": Path(token_file) if token_file else None,
         "token_role": _read_token_role(r),
-    }
+    } | broker
+
+
+def _read_broker(r: Reader) -> dict[str, object]:
+    """``WORKER_TOKEN_BROKER_URL`` and its credential file: both or neither."""
+    url = r.url("WORKER_TOKEN_BROKER_URL", r.raw("WORKER_TOKEN_BROKER_URL"))
+    credential = r.raw("WORKER_TOKEN_BROKER_CREDENTIAL_FILE")
+    if r.raw("WORKER_TOKEN_BROKER_URL") is None:
+        return {}
+    if credential is None:
+        r.problems.append(
+            "WORKER_TOKEN_BROKER_CREDENTIAL_FILE is required with WORKER_TOKEN_BROKER_URL: "
+            "set it to the projected ServiceAccount token or the static credential file"
+        )
+    return {"token_broker_url": url, "token_broker_credential_file": Path(credential or ".")}
 
 
 def _read_token_role(r: Reader) -> str:

@@ -1,7 +1,8 @@
 """Where session tokens come from: the ``TokenSource`` protocol and its implementations.
 
 * ``clerk.ClerkTokenSource``: Clerk's Backend API, minting from one session;
-* ``file.FileTokenSource``: a file a sidecar keeps fresh.
+* ``file.FileTokenSource``: a file a sidecar keeps fresh;
+* ``broker.BrokerTokenSource``: the token broker, with this worker's credential.
 
 To add a source: write a class with ``async fetch() -> str`` in a module here, raising
 ``TokenUnavailable`` (retryable) or ``SessionEnded``, and choose it in
@@ -17,10 +18,18 @@ import httpx
 
 from worker.errors import ConfigError
 from worker.settings import Settings
+from worker.tokens.sources.broker import BrokerTokenSource, describe_credential
 from worker.tokens.sources.clerk import ClerkTokenSource
 from worker.tokens.sources.file import FileTokenSource
 
-__all__ = ["ClerkTokenSource", "FileTokenSource", "TokenSource", "source_from_settings"]
+__all__ = [
+    "BrokerTokenSource",
+    "ClerkTokenSource",
+    "FileTokenSource",
+    "TokenSource",
+    "describe_source",
+    "source_from_settings",
+]
 
 
 class TokenSource(Protocol):
@@ -32,7 +41,12 @@ class TokenSource(Protocol):
 
 
 def source_from_settings(settings: Settings, http: httpx.AsyncClient) -> TokenSource:
-    """The file source when ``WORKER_TOKEN_FILE`` is set, else Clerk's Backend API."""
+    """The broker with ``WORKER_TOKEN_BROKER_URL``, the file source with
+    ``WORKER_TOKEN_FILE``, else Clerk's Backend API."""
+    if settings.token_broker_url is not None and settings.token_broker_credential_file:
+        return BrokerTokenSource(
+            settings.token_broker_url, settings.token_broker_credential_file, http=http
+        )
     if settings.token_file is not None:
         return FileTokenSource(settings.token_file)
     secret, session_id = settings.clerk_secret_key, settings.clerk_session_id
@@ -48,3 +62,13 @@ def source_from_settings(settings: Settings, http: httpx.AsyncClient) -> TokenSo
         settings.clerk_token_expires_in_s,
         http=http,
     )
+
+
+def describe_source(settings: Settings) -> str:
+    """Which source the worker mints from, and as whom (printable: no secret)."""
+    if settings.token_broker_url is not None and settings.token_broker_credential_file:
+        who = describe_credential(settings.token_broker_credential_file)
+        return f"broker {settings.token_broker_url} as {who}"
+    if settings.token_file is not None:
+        return f"token file {settings.token_file}"
+    return f"Clerk {settings.clerk_api_url}, session {settings.clerk_session_id}"
