@@ -17,7 +17,8 @@ from aiohttp import web
 
 from devstack.kube import KubeIssuer
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, Recorder, eventually, worker_env
+from tests.e2e.conftest import Org, Recorder, worker_env
+from worker.testing import eventually
 from tests.faults.proxy import TcpProxy, _Pair
 from worker.app import Worker
 from worker.broker import Broker, BrokerSettings, hash_credential, new_credential
@@ -175,6 +176,8 @@ async def broker_worker(env: dict[str, str], recorder: Recorder) -> AsyncIterato
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         await tg.start(worker.run, stop)
-        await eventually(lambda: worker.checks.failures() == {}, 20, "ready at start")
+        await eventually(
+            lambda: worker.checks.failures() == {}, timeout_s=20, message="ready at start"
+        )
         yield worker
         stop.set()

@@ -27,7 +27,8 @@ from tests.broker.support import (
     subject,
     write_orgs,
 )
-from tests.e2e.conftest import Org, Recorder, eventually, insert_events, provision
+from tests.e2e.conftest import Org, Recorder, insert_events, provision
+from worker.testing import eventually
 from tests.faults.support import WorkerProcess, metric
 from worker.app import Worker
 from worker.errors import TokenRejected
@@ -89,11 +90,15 @@ async def test_each_org_handles_its_events_across_token_lifetimes_with_no_clerk_
                 inserted[org.org_id] += await insert_events(stack.database_url, org.org_id, 3)
             marks = {k: refreshes(w) for k, w in workers.items()}
             await eventually(
-                lambda m=marks: all(refreshes(w) > m[k] for k, w in workers.items()), 20, "refresh"
+                lambda m=marks: all(refreshes(w) > m[k] for k, w in workers.items()),
+                timeout_s=20,
+                message="refresh",
             )
         for org in (a, b):
             recorder = recorders[org.org_id]
-            await eventually(recorder.handled(inserted[org.org_id]), 20, "every event handled")
+            await eventually(
+                recorder.handled(inserted[org.org_id]), timeout_s=20, message="every event handled"
+            )
             assert {e.org_id for e in recorder.events} == {org.org_id}
             assert closes(workers[org.org_id]) == 0
             assert workers[org.org_id].tokens.current.org_id == org.org_id
@@ -119,7 +124,9 @@ async def started_broker(running: AsyncExitStack, env: dict[str, str]) -> Worker
     """``realtime-worker broker`` as a process of its own, serving."""
     broker = await running.enter_async_context(WorkerProcess(env, command="broker").run())
     running.callback(_stop, broker)  # before its exit is awaited
-    await eventually(lambda: broker.http_port is not None, 30, "the broker started")
+    await eventually(
+        lambda: broker.http_port is not None, timeout_s=30, message="the broker started"
+    )
     return broker
 
 
@@ -157,7 +164,9 @@ async def test_a_broker_killed_and_one_restarted_close_no_channel_and_lose_no_ev
                 inserted[org.org_id] += await insert_events(stack.database_url, org.org_id, 2)
             marks = {k: refreshes(w) for k, w in workers.items()}
             await eventually(
-                lambda: all(refreshes(w) > marks[k] for k, w in workers.items()), 20, "refresh"
+                lambda: all(refreshes(w) > marks[k] for k, w in workers.items()),
+                timeout_s=20,
+                message="refresh",
             )
 
         await round_of_events()
@@ -171,7 +180,9 @@ async def test_a_broker_killed_and_one_restarted_close_no_channel_and_lose_no_ev
         await round_of_events()
         await round_of_events()
         for org in (a, b):
-            await eventually(recorders[org.org_id].handled(inserted[org.org_id]), 20, "handled")
+            await eventually(
+                recorders[org.org_id].handled(inserted[org.org_id]), timeout_s=20, message="handled"
+            )
             assert closes(workers[org.org_id]) == 0
         total_refreshes = sum(refreshes(w) for w in workers.values())
         # At most one mint per worker refresh (a refresh that finds a cached token on its

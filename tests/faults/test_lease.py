@@ -21,7 +21,8 @@ import asyncpg
 import pytest
 
 from devstack.stack import Stack
-from tests.e2e.conftest import Org, eventually, provision, worker_env
+from tests.e2e.conftest import Org, provision, worker_env
+from worker.testing import eventually
 from tests.faults.lease_handlers import Lines, read_lines
 from tests.faults.proxy import TcpProxy
 from tests.faults.support import WorkerProcess
@@ -140,7 +141,9 @@ async def started(worker: WorkerProcess) -> AsyncIterator[WorkerProcess]:
     """Run ``worker`` until the block ends; SIGTERM it at once if the block fails."""
     async with worker.run():
         try:
-            await eventually(lambda: worker.http_port is not None, 30, "the worker started")
+            await eventually(
+                lambda: worker.http_port is not None, timeout_s=30, message="the worker started"
+            )
             yield worker
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -190,9 +193,11 @@ async def test_two_workers_of_one_org_handle_each_event_once_and_only_the_leader
     envs = lease_env(stack, org, a_log), lease_env(stack, org, b_log)
     async with leader_and_standby(*envs) as (a, b):
         async with inserting(stack, org) as ids:
-            await eventually(lambda: len(ids) >= 60, 20, "inserted for a while")
+            await eventually(lambda: len(ids) >= 60, timeout_s=20, message="inserted for a while")
         inserted = list(ids)
-        await eventually(lambda: set(inserted) <= set(read_lines(a_log).done), 20, "handled")
+        await eventually(
+            lambda: set(inserted) <= set(read_lines(a_log).done), timeout_s=20, message="handled"
+        )
         assert await leads(a)
         assert not await leads(b)
         b.terminate()
@@ -210,20 +215,26 @@ async def test_the_leader_sigkilled_the_standby_takes_over_within_the_lifetime(
     envs = lease_env(stack, org, a_log, **slow), lease_env(stack, org, b_log, **slow)
     async with leader_and_standby(*envs) as (a, b):
         async with inserting(stack, org) as ids:
-            await eventually(lambda: len(read_lines(a_log).done) >= 20, 20, "the leader works")
+            await eventually(
+                lambda: len(read_lines(a_log).done) >= 20, timeout_s=20, message="the leader works"
+            )
             saved_at_kill = await saved_checkpoint(stack, org)
             assert a.process is not None
             a.process.kill()
             killed = time.monotonic()
             await until(lambda: leads(b), TTL_S + 5, "the standby leads")
             took_over = time.monotonic() - killed
-            await eventually(lambda: len(read_lines(b_log).done) >= 10, 20, "the new leader works")
+            await eventually(
+                lambda: len(read_lines(b_log).done) >= 10,
+                timeout_s=20,
+                message="the new leader works",
+            )
         inserted = list(ids)
         at_kill = read_lines(a_log)
         await eventually(
             lambda: set(inserted) <= set(at_kill.done) | set(read_lines(b_log).done),
-            20,
-            "every event handled by one worker or the other",
+            timeout_s=20,
+            message="every event handled by one worker or the other",
         )
         b.terminate()
     after = read_lines(b_log)
@@ -253,25 +264,31 @@ async def test_a_leader_cut_off_stops_before_its_lease_expires_and_its_late_save
     )
     async with leader_and_standby(a_env, lease_env(stack, org, b_log, **slow)) as (a, b):
         async with inserting(stack, org, every_s=0.1) as ids:
-            await eventually(lambda: len(read_lines(a_log).done) >= 5, 20, "the leader works")
+            await eventually(
+                lambda: len(read_lines(a_log).done) >= 5, timeout_s=20, message="the leader works"
+            )
             proxy.freeze()
             cut_at = time.time()
             await until(lambda: leads(b), TTL_S + 5, "the standby leads")
-            await eventually(lambda: len(read_lines(b_log).done) >= 5, 20, "the new leader works")
+            await eventually(
+                lambda: len(read_lines(b_log).done) >= 5,
+                timeout_s=20,
+                message="the new leader works",
+            )
             a_during_cut = read_lines(a_log)
             proxy.thaw()
             await eventually(
                 lambda: logged(a, "the last checkpoint save was refused: a newer epoch leads"),
-                20,
-                "the old leader's save refused",
+                timeout_s=20,
+                message="the old leader's save refused",
             )
             await until(lambda: ready(a), 20, "the old leader is a warm standby again")
             assert not await leads(a)
         inserted = list(ids)
         await eventually(
             lambda: set(inserted) <= set(read_lines(a_log).done) | set(read_lines(b_log).done),
-            30,
-            "nothing lost",
+            timeout_s=30,
+            message="nothing lost",
         )
         assert await leads(b)
         b.terminate()
@@ -292,18 +309,26 @@ async def test_sigterm_to_the_leader_hands_over_at_once_with_no_duplicates(
     envs = lease_env(stack, org, a_log), lease_env(stack, org, b_log)
     async with leader_and_standby(*envs) as (a, b):
         async with inserting(stack, org) as ids:
-            await eventually(lambda: len(read_lines(a_log).done) >= 20, 20, "the leader works")
+            await eventually(
+                lambda: len(read_lines(a_log).done) >= 20, timeout_s=20, message="the leader works"
+            )
             a.terminate()
-            await eventually(lambda: logged(a, "lease released"), 20, "drained and released")
+            await eventually(
+                lambda: logged(a, "lease released"), timeout_s=20, message="drained and released"
+            )
             released = time.monotonic()
             await until(lambda: leads(b), 10, "the standby leads")
             handover = time.monotonic() - released
-            await eventually(lambda: len(read_lines(b_log).done) >= 10, 20, "the new leader works")
+            await eventually(
+                lambda: len(read_lines(b_log).done) >= 10,
+                timeout_s=20,
+                message="the new leader works",
+            )
         inserted = list(ids)
         await eventually(
             lambda: set(inserted) <= set(read_lines(a_log).done) | set(read_lines(b_log).done),
-            20,
-            "nothing lost",
+            timeout_s=20,
+            message="nothing lost",
         )
         b.terminate()
     assert a.returncode == 0, a.text()[-3000:]
@@ -340,14 +365,16 @@ async def test_soak_lease_handovers_by_sigterm_and_sigkill_lose_nothing(
         rounds = 0
         while time.monotonic() < deadline:
             leader = await _hand_over(workers, leader, env(), kill=rounds % 2 == 1)
-            await eventually(lambda: len(read_lines(logs[-1]).done) >= 5, 20, "it works")
+            await eventually(
+                lambda: len(read_lines(logs[-1]).done) >= 5, timeout_s=20, message="it works"
+            )
             rounds += 1
         ids.stop()
         inserted = list(ids)
         await eventually(
             lambda: set(inserted) <= {i for log in logs for i in read_lines(log).done},
-            30,
-            "every event handled by one worker or another",
+            timeout_s=30,
+            message="every event handled by one worker or another",
         )
         leader.terminate()
     assert rounds >= 2
