@@ -18,11 +18,11 @@ from aiohttp import web
 from devstack.kube import KubeIssuer
 from devstack.stack import Stack
 from tests.e2e.conftest import Org, Recorder, worker_env
-from worker.testing import eventually
 from tests.faults.proxy import TcpProxy, _Pair
 from worker.app import Worker
 from worker.broker import Broker, BrokerSettings, hash_credential, new_credential
 from worker.settings import Settings
+from worker.testing import eventually
 
 NAMESPACE = "realtime-worker"
 TOKEN_LIFETIME_S = 6

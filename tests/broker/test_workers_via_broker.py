@@ -28,12 +28,12 @@ from tests.broker.support import (
     write_orgs,
 )
 from tests.e2e.conftest import Org, Recorder, insert_events, provision
-from worker.testing import eventually
 from tests.faults.support import WorkerProcess, metric
 from worker.app import Worker
 from worker.errors import TokenRejected
 from worker.preflight import mint_and_verify, run_checks
 from worker.settings import Settings
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(150)]
 MINT = "POST /v1/sessions/{session_id}/tokens"

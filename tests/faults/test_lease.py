@@ -22,10 +22,10 @@ import pytest
 
 from devstack.stack import Stack
 from tests.e2e.conftest import Org, provision, worker_env
-from worker.testing import eventually
 from tests.faults.lease_handlers import Lines, read_lines
 from tests.faults.proxy import TcpProxy
 from tests.faults.support import WorkerProcess
+from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
