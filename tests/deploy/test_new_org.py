@@ -92,7 +92,6 @@ def test_refuses_to_overwrite_an_existing_org(deploy) -> None:
         (["org_2" + "a" * 60, "--session-id", "sess_1"], "ORG_ID"),
         (["org_2abc", "--session-id", "session"], "--session-id"),
         (["org_2abc", "--user-id", "alice"], "--user-id"),
-        (["org_2abc"], "--user-id"),
         (["org_2abc", "--session-id", "sess_1", "--topics", "a b"], "topic"),
         (["org_2abc", "--session-id", "sess_1", "--topics", ","], "--topics"),
         (["org_2abc", "--session-id", "sess_1", "--topics", "a,a"], "twice"),

@@ -123,7 +123,9 @@ async def test_a_broker_and_its_workers_write_no_key_credential_or_token_anywher
         env = broker_env(stack, kube, tmp_path / "orgs.json", WORKER_LOG_LEVEL="DEBUG")
         broker = WorkerProcess(env, command="broker")
         async with broker.run():
-            await eventually(lambda: broker.http_port is not None, 30, "the broker started")
+            await eventually(
+                lambda: broker.http_port is not None, timeout_s=30, message="the broker started"
+            )
             url = f"http://127.0.0.1:{broker.http_port}"
             (tmp_path / "a.token").write_text(sa_token)
             worker = WorkerProcess(
@@ -131,14 +133,20 @@ async def test_a_broker_and_its_workers_write_no_key_credential_or_token_anywher
                 | {"WORKER_LOG_LEVEL": "DEBUG", "WORKER_HANDLERS": "worker.handlers.log"}
             )
             async with worker.run():
-                await eventually(lambda: worker.http_port is not None, 30, "the worker started")
+                await eventually(
+                    lambda: worker.http_port is not None, timeout_s=30, message="the worker started"
+                )
                 for credential in [statics[b.org_id], *refused]:
                     await ask(url, credential)
                 stack.clerk.fail_next_tokens(2, 503)
-                await eventually(lambda: "mint failed" in broker.text(), 20, "a Clerk failure")
+                await eventually(
+                    lambda: "mint failed" in broker.text(), timeout_s=20, message="a Clerk failure"
+                )
                 inserted = await insert_events(stack.database_url, a.org_id, 2)
                 await eventually(
-                    lambda: worker.text().count('"msg": "event handled"') >= 2, 30, "handled"
+                    lambda: worker.text().count('"msg": "event handled"') >= 2,
+                    timeout_s=30,
+                    message="handled",
                 )
                 served = [(await worker.get(p)).text for p in ("/status", "/metrics")]
                 worker.terminate()
