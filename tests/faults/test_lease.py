@@ -25,6 +25,7 @@ from tests.e2e.conftest import Org, provision, worker_env
 from tests.faults.lease_handlers import Lines, read_lines
 from tests.faults.proxy import TcpProxy
 from tests.faults.support import WorkerProcess
+from tests.faults.test_delivery_faults import covers, saved_checkpoint
 from worker.testing import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -42,7 +43,6 @@ LEASE = {
     "WORKER_SHUTDOWN_GRACE_SECONDS": "3",
     "WORKER_HANDLERS": "tests.faults.lease_handlers",
 }
-Checkpoint = tuple[int, tuple[int, ...]]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -76,26 +76,6 @@ async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, mess
                 await anyio.sleep(0.05)
     except TimeoutError:
         pytest.fail(f"timed out after {timeout_s}s waiting until {message}")
-
-
-async def saved_checkpoint(stack: Stack, org: Org) -> Checkpoint | None:
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        row = await conn.fetchrow(
-            "select last_event_id, handled_above from worker_checkpoints "
-            "where org_id = $1 and consumer = 'default'",
-            org.org_id,
-        )
-    finally:
-        await conn.close()
-    return None if row is None else (row["last_event_id"], tuple(row["handled_above"]))
-
-
-def covers(checkpoint: Checkpoint | None, event_id: int) -> bool:
-    if checkpoint is None:
-        return False
-    low, above = checkpoint
-    return event_id <= low or event_id in above
 
 
 class Inserts(list[int]):
